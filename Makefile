@@ -1,0 +1,81 @@
+# Two commands: `make run` serves the chat, `make test` proves it.
+# Each installs what is missing first (pinned versions, registries only).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+
+CARGO_LEPTOS_VERSION := 0.3.10
+WASM_BINDGEN_VERSION := 0.2.130
+
+# cargo-leptos finds wasm-bindgen and wasm-opt on PATH (it would try to
+# download them otherwise, which fails offline).
+export PATH := $(CURDIR)/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
+
+E2E_PORT ?= 3100
+
+.PHONY: run dev test build tools wasm-target cargo-leptos wasm-bindgen node-modules chromium assets \
+        fmt-check clippy rust-test e2e clean
+
+run: tools assets
+	cargo leptos build --release
+	mkdir -p data
+	LEPTOS_SITE_ROOT=target/site target/release/server
+
+dev: tools assets
+	cargo leptos watch
+
+build: tools assets
+	cargo leptos build --release
+
+test: tools assets fmt-check clippy rust-test build e2e
+
+fmt-check:
+	cargo fmt --all --check
+
+# One side at a time: a workspace-wide build would switch `ssr` and `hydrate` on together.
+clippy:
+	cargo clippy -p app -p server --features app/ssr --all-targets -- -D warnings
+	cargo clippy -p app -p frontend --features app/hydrate --target wasm32-unknown-unknown -- -D warnings
+
+rust-test:
+	cargo test -p app --features ssr
+	cargo test -p server
+
+e2e: chromium
+	npx playwright test --config end2end/playwright.config.ts
+
+# --- tools -----------------------------------------------------------------
+
+tools: wasm-target cargo-leptos wasm-bindgen node-modules
+
+wasm-target:
+	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+
+cargo-leptos:
+	@cargo leptos --version 2>/dev/null | grep -qx "cargo-leptos $(CARGO_LEPTOS_VERSION)" \
+	  || cargo install cargo-leptos --version $(CARGO_LEPTOS_VERSION) --locked
+
+# Not --locked: that lock file names a yanked crate.
+wasm-bindgen:
+	@wasm-bindgen --version 2>/dev/null | grep -qx "wasm-bindgen $(WASM_BINDGEN_VERSION)" \
+	  || cargo install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION)
+
+node-modules: node_modules/.package-lock.json
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+chromium:
+	@test -x /usr/bin/chromium || { apt-get update && apt-get install -y chromium; }
+
+# Bootstrap is served from the site itself (no CDN): copied from npm into public/.
+assets: public/vendor/bootstrap.min.css
+
+public/vendor/bootstrap.min.css: node_modules/.package-lock.json
+	mkdir -p public/vendor
+	cp node_modules/bootstrap/dist/css/bootstrap.min.css public/vendor/
+
+clean:
+	cargo clean
+	rm -rf public/vendor end2end/test-results end2end/playwright-report

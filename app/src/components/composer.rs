@@ -1,0 +1,67 @@
+use leptos::prelude::*;
+
+use crate::chat_state::{ChatState, Connection};
+use crate::protocol::MAX_MESSAGE_CHARS;
+
+/// Show the remaining-characters counter once this close to the limit.
+const COUNTER_FROM: usize = MAX_MESSAGE_CHARS - 200;
+
+/// The message box: Enter sends, Shift+Enter adds a line.
+#[component]
+pub fn Composer() -> impl IntoView {
+    let chat = expect_context::<ChatState>();
+    let text = RwSignal::new(String::new());
+    let length = Memo::new(move |_| text.with(|t| t.chars().count()));
+    let sendable = move || {
+        length.get() <= MAX_MESSAGE_CHARS
+            && text.with(|t| !t.trim().is_empty())
+            && chat.connection.get() != Connection::Connecting
+    };
+
+    // Only a browser sends: the server renders the same closure but never calls it.
+    let send = move || {
+        #[cfg(feature = "hydrate")]
+        if sendable() {
+            chat.queue(crate::ws_client::new_client_id(), text.get_untracked());
+            text.set(String::new());
+        }
+    };
+
+    view! {
+        <form
+            class="composer mt-3"
+            on:submit=move |ev| {
+                ev.prevent_default();
+                send();
+            }
+        >
+            <div class="input-group">
+                <textarea
+                    id="message-input"
+                    class="form-control"
+                    rows="2"
+                    placeholder="Write a message…"
+                    aria-label="Message"
+                    prop:value=move || text.get()
+                    on:input=move |ev| text.set(event_target_value(&ev))
+                    on:keydown=move |ev| {
+                        if ev.key() == "Enter" && !ev.shift_key() && !ev.is_composing() {
+                            ev.prevent_default();
+                            send();
+                        }
+                    }
+                ></textarea>
+                <button type="submit" class="btn btn-primary px-4" id="send" disabled=move || !sendable()>
+                    "Send"
+                </button>
+            </div>
+            <div class="form-text text-end" class:text-danger=move || { length.get() > MAX_MESSAGE_CHARS } id="counter">
+                {move || {
+                    let used = length.get();
+                    (used >= COUNTER_FROM)
+                        .then(|| format!("{} characters left", MAX_MESSAGE_CHARS as i64 - used as i64))
+                }}
+            </div>
+        </form>
+    }
+}

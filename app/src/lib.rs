@@ -1,0 +1,70 @@
+//! The Leptos UI, compiled twice: with `ssr` into the server, with `hydrate`
+//! into the WASM client that takes over the server-rendered page.
+
+pub mod protocol;
+
+pub mod chat_state;
+mod components;
+mod pages;
+#[cfg(feature = "hydrate")]
+mod ws_client;
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, Title};
+use leptos_router::{
+    components::{Route, Router, Routes},
+    path,
+};
+
+#[cfg(feature = "ssr")]
+pub use pages::login::login_error_document;
+pub use pages::login::LoginCard;
+
+/// The name cargo-leptos gives the client bundle (`/pkg/chat.js`, `.wasm`, `.css`).
+pub const OUTPUT_NAME: &str = "chat";
+
+/// The HTML document around the app, rendered on the server only.
+#[cfg(feature = "ssr")]
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    // The server's security middleware puts a fresh nonce on each request and
+    // names it in the Content-Security-Policy; Leptos stamps it on the
+    // hydration script.
+    if let Some(nonce) = use_context::<http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<leptos::nonce::Nonce>().cloned())
+    {
+        provide_context(nonce);
+    }
+    view! {
+        <!DOCTYPE html>
+        <html lang="en" data-bs-theme="light">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <link rel="icon" href="/favicon.ico"/>
+                <link rel="stylesheet" href="/vendor/bootstrap.min.css"/>
+                <link rel="stylesheet" href=format!("/pkg/{OUTPUT_NAME}.css")/>
+                <AutoReload options=options.clone()/>
+                <HydrationScripts options/>
+                <leptos_meta::MetaTags/>
+            </head>
+            <body class="bg-body-tertiary">
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+/// The routes both sides agree on.
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Title text="Chat"/>
+        <Router>
+            <Routes fallback=pages::not_found::NotFound>
+                <Route path=path!("/") view=pages::login::LoginPage/>
+                <Route path=path!("/chat/") view=pages::chat::ChatPage/>
+            </Routes>
+        </Router>
+    }
+}

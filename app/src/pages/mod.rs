@@ -1,0 +1,3 @@
+pub mod chat;
+pub mod login;
+pub mod not_found;

@@ -1,0 +1,188 @@
+//! The wire protocol: every JSON body and WebSocket frame that crosses between
+//! the server and a client.
+//!
+//! Serde types only. The server and the WASM client both import this module,
+//! so changing a frame means changing one enum here and letting the compiler
+//! point at every place that must follow.
+
+use serde::{Deserialize, Serialize};
+
+/// Longest message, in Unicode scalar values (Rust `chars()`, JS `[...s]`).
+pub const MAX_MESSAGE_CHARS: usize = 2_000;
+/// Longest name a user may type, in Unicode scalar values.
+pub const MAX_NAME_CHARS: usize = 32;
+/// Longest `client_id` a client may attach to a message.
+pub const MAX_CLIENT_ID_CHARS: usize = 64;
+/// Messages in a `welcome` that is not a resume, and the default page size.
+pub const HISTORY_PAGE: usize = 50;
+/// Largest page `/api/messages` hands out.
+pub const MAX_HISTORY_PAGE: usize = 100;
+/// Most messages replayed on a resume before `complete` turns false.
+pub const MAX_RESUME: usize = 1_000;
+
+/// The close reason on every socket of a session that logged out: the client
+/// goes back to the login page instead of reconnecting.
+pub const SIGNED_OUT_REASON: &str = "logged out";
+
+/// One stored chat message, as every client sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    /// Assigned by the store; increasing; the order of the room.
+    pub id: i64,
+    /// The sender's name, decided by the server from the session.
+    pub username: String,
+    /// The text, exactly as sent (rendered as text, never as HTML).
+    pub message: String,
+    /// RFC 3339 UTC with milliseconds, set by the server.
+    pub sent_at: String,
+    /// The sender's idempotency key, when the sender gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+}
+
+/// A frame the server sends down a WebSocket.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    /// Always the first frame of a connection.
+    Welcome {
+        username: String,
+        online_users: Vec<String>,
+        history: Vec<ChatMessage>,
+        /// False when a resume missed more than [`MAX_RESUME`] messages: the
+        /// client should load the latest page instead.
+        complete: bool,
+    },
+    Message(ChatMessage),
+    UserJoined {
+        username: String,
+    },
+    UserLeft {
+        username: String,
+    },
+    /// The message with this `client_id` is stored under `id`.
+    Ack {
+        client_id: String,
+        id: i64,
+    },
+    /// A refused frame. The socket stays open.
+    Error {
+        code: ErrorCode,
+        message: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_id: Option<String>,
+    },
+}
+
+/// A frame a client sends up a WebSocket.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientFrame {
+    /// Any `username` field a client adds is ignored: the server knows who
+    /// is speaking from the session.
+    Message {
+        message: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_id: Option<String>,
+    },
+}
+
+/// Why the server refused a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Not JSON, an unknown `type`, a missing field, or a control character.
+    BadFrame,
+    /// Nothing left after trimming whitespace.
+    Empty,
+    /// Over [`MAX_MESSAGE_CHARS`].
+    TooLong,
+    /// Over the per-user rate; the message was not stored.
+    RateLimited,
+}
+
+/// `POST /api/login` as JSON.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginRequest {
+    pub username: String,
+}
+
+/// `POST /api/login` answered as JSON: the name the server gave out.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginResponse {
+    pub username: String,
+}
+
+/// `GET /get_online_users/`: sorted, one entry per user.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OnlineUsers {
+    pub online_users: Vec<String>,
+}
+
+/// `GET /api/messages`: a page of older history, newest last.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessagePage {
+    pub messages: Vec<ChatMessage>,
+}
+
+/// Every JSON error body.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_match_the_documented_json() {
+        let frame = ServerFrame::Message(ChatMessage {
+            id: 43,
+            username: "John1".into(),
+            message: "Hello".into(),
+            sent_at: "2026-11-24T17:04:00.123Z".into(),
+            client_id: None,
+        });
+        assert_eq!(
+            serde_json::to_string(&frame).unwrap(),
+            r#"{"type":"message","id":43,"username":"John1","message":"Hello","sent_at":"2026-11-24T17:04:00.123Z"}"#
+        );
+        let joined = ServerFrame::UserJoined {
+            username: "A".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&joined).unwrap(),
+            r#"{"type":"user_joined","username":"A"}"#
+        );
+        let error = ServerFrame::Error {
+            code: ErrorCode::RateLimited,
+            message: "Slow down".into(),
+            client_id: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&error).unwrap(),
+            r#"{"type":"error","code":"rate_limited","message":"Slow down"}"#
+        );
+    }
+
+    #[test]
+    fn a_client_frame_ignores_a_username_field() {
+        let frame: ClientFrame = serde_json::from_str(
+            r#"{"type":"message","message":"hi","username":"Mallory","client_id":"c1"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            frame,
+            ClientFrame::Message {
+                message: "hi".into(),
+                client_id: Some("c1".into()),
+            }
+        );
+    }
+
+    #[test]
+    fn an_unknown_type_does_not_decode() {
+        assert!(serde_json::from_str::<ClientFrame>(r#"{"type":"shout","message":"x"}"#).is_err());
+    }
+}

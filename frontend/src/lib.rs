@@ -1,0 +1,9 @@
+//! The WASM entry point: hydrates the server-rendered page with the `app` crate.
+
+use wasm_bindgen::prelude::wasm_bindgen;
+
+#[wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(app::App);
+}

@@ -1,0 +1,21 @@
+use std::sync::Arc;
+
+use super::Bus;
+use crate::connections::{Connections, Outgoing};
+
+/// The single-process bus: straight to this process's sockets.
+pub struct LocalBus {
+    connections: Arc<Connections>,
+}
+
+impl LocalBus {
+    pub fn new(connections: Arc<Connections>) -> Self {
+        Self { connections }
+    }
+}
+
+impl Bus for LocalBus {
+    fn publish(&self, frame: Outgoing) {
+        self.connections.broadcast(&frame);
+    }
+}

@@ -1,0 +1,13 @@
+//! Fan-out: how an event reaches every socket of every server process.
+//! One process needs nothing more than its own sockets ([`LocalBus`]).
+
+mod local;
+
+pub use local::LocalBus;
+
+use crate::connections::Outgoing;
+
+pub trait Bus: Send + Sync + 'static {
+    /// Delivers an already serialised frame to every socket in the room.
+    fn publish(&self, frame: Outgoing);
+}

@@ -1,0 +1,187 @@
+//! What a client may send up a socket, and the documented answer to anything
+//! else. Pure functions: the property tests throw arbitrary text at them.
+
+use app::protocol::{ClientFrame, ErrorCode, MAX_CLIENT_ID_CHARS, MAX_MESSAGE_CHARS};
+use serde::Deserialize;
+
+/// A message worth storing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Incoming {
+    /// Trimmed of surrounding whitespace.
+    pub message: String,
+    pub client_id: Option<String>,
+}
+
+/// A frame that gets an `error` frame back (the socket stays open).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: ErrorCode,
+    pub message: String,
+    /// Repeated from the frame, so the client can settle its pending message.
+    pub client_id: Option<String>,
+}
+
+impl Refusal {
+    fn new(code: ErrorCode, message: impl Into<String>, client_id: Option<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            client_id,
+        }
+    }
+}
+
+/// Decodes and checks one text frame.
+pub fn decode(text: &str) -> Result<Incoming, Refusal> {
+    let (message, client_id) = match serde_json::from_str::<ClientFrame>(text) {
+        Ok(ClientFrame::Message { message, client_id }) => (message, client_id),
+        Err(_) => {
+            return Err(Refusal::new(
+                ErrorCode::BadFrame,
+                r#"Not a frame this server knows: send {"type":"message","message":"..."}"#,
+                loose_client_id(text),
+            ))
+        }
+    };
+    if let Some(id) = &client_id {
+        if id.is_empty()
+            || id.chars().count() > MAX_CLIENT_ID_CHARS
+            || id.chars().any(char::is_control)
+        {
+            return Err(Refusal::new(
+                ErrorCode::BadFrame,
+                format!("client_id must be 1 to {MAX_CLIENT_ID_CHARS} printable characters"),
+                None,
+            ));
+        }
+    }
+    let trimmed = message.trim();
+    if trimmed.is_empty() {
+        return Err(Refusal::new(
+            ErrorCode::Empty,
+            "The message is empty.",
+            client_id,
+        ));
+    }
+    if trimmed.chars().count() > MAX_MESSAGE_CHARS {
+        return Err(Refusal::new(
+            ErrorCode::TooLong,
+            format!("Messages can be at most {MAX_MESSAGE_CHARS} characters long."),
+            client_id,
+        ));
+    }
+    if trimmed
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err(Refusal::new(
+            ErrorCode::BadFrame,
+            "Messages may not contain control characters other than newline and tab.",
+            client_id,
+        ));
+    }
+    Ok(Incoming {
+        message: trimmed.to_string(),
+        client_id,
+    })
+}
+
+/// The `client_id` of a frame that did not decode, if it has a usable one.
+fn loose_client_id(text: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Loose {
+        client_id: Option<String>,
+    }
+    serde_json::from_str::<Loose>(text)
+        .ok()?
+        .client_id
+        .filter(|id| !id.is_empty() && id.chars().count() <= MAX_CLIENT_ID_CHARS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn code(text: &str) -> Option<ErrorCode> {
+        decode(text).err().map(|r| r.code)
+    }
+
+    #[test]
+    fn every_bad_frame_gets_its_documented_code() {
+        assert_eq!(code("not json"), Some(ErrorCode::BadFrame));
+        assert_eq!(
+            code(r#"{"type":"shout","message":"x"}"#),
+            Some(ErrorCode::BadFrame)
+        );
+        assert_eq!(code(r#"{"type":"message"}"#), Some(ErrorCode::BadFrame));
+        assert_eq!(code(r#"{"message":"x"}"#), Some(ErrorCode::BadFrame));
+        assert_eq!(
+            code(r#"{"type":"message","message":"  \n\t "}"#),
+            Some(ErrorCode::Empty)
+        );
+        let long = format!(r#"{{"type":"message","message":"{}"}}"#, "x".repeat(2_001));
+        assert_eq!(code(&long), Some(ErrorCode::TooLong));
+        assert_eq!(
+            code(r#"{"type":"message","message":"a\u0000b"}"#),
+            Some(ErrorCode::BadFrame)
+        );
+        assert_eq!(
+            code(r#"{"type":"message","message":"bell\u0007"}"#),
+            Some(ErrorCode::BadFrame)
+        );
+        let long_id = format!(
+            r#"{{"type":"message","message":"x","client_id":"{}"}}"#,
+            "c".repeat(65)
+        );
+        assert_eq!(code(&long_id), Some(ErrorCode::BadFrame));
+    }
+
+    #[test]
+    fn text_is_kept_as_text() {
+        let ok = decode(r#"{"type":"message","message":" <img src=x onerror=alert(1)>\nline\ttab ","username":"Eve"}"#)
+            .unwrap();
+        assert_eq!(ok.message, "<img src=x onerror=alert(1)>\nline\ttab");
+        assert_eq!(
+            decode(&format!(
+                r#"{{"type":"message","message":"{}"}}"#,
+                "é".repeat(2_000)
+            ))
+            .map(|_| ()),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn a_refusal_repeats_the_client_id() {
+        let refusal = decode(r#"{"type":"message","message":"","client_id":"c7"}"#).unwrap_err();
+        assert_eq!(refusal.client_id.as_deref(), Some("c7"));
+        let refusal = decode(r#"{"type":"nope","client_id":"c8"}"#).unwrap_err();
+        assert_eq!(refusal.client_id.as_deref(), Some("c8"));
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_text_never_panics(text in any::<String>()) {
+            match decode(&text) {
+                Ok(incoming) => prop_assert!(!incoming.message.is_empty()),
+                Err(refusal) => prop_assert!(!refusal.message.is_empty()),
+            }
+        }
+
+        #[test]
+        fn arbitrary_messages_get_a_documented_answer(message in any::<String>(), id in proptest::option::of("[a-z0-9-]{1,64}")) {
+            let frame = serde_json::json!({"type": "message", "message": message, "client_id": id}).to_string();
+            match decode(&frame) {
+                Ok(incoming) => {
+                    prop_assert_eq!(incoming.message.as_str(), message.trim());
+                    prop_assert_eq!(incoming.client_id, id);
+                }
+                Err(refusal) => {
+                    prop_assert!(matches!(refusal.code, ErrorCode::Empty | ErrorCode::TooLong | ErrorCode::BadFrame));
+                    prop_assert_eq!(refusal.client_id, id);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,332 @@
+//! Who holds which name, who is online, and how fast each user may send.
+//!
+//! Plain data, no I/O and no clocks of its own: the hub keeps it behind a
+//! mutex, never across an `.await`, and runs the timers that call
+//! [`Presence::expire`].
+//!
+//! A login holds its name at once. The user is online (listed, announced with
+//! `user_joined`) from their first socket until their last one has been closed
+//! for the grace period. A session whose name was freed gets it back on its
+//! next socket if it is still free, else the next free suffix of what it typed.
+
+use std::{collections::HashMap, sync::Arc, time::Instant};
+
+use crate::names::fold;
+
+/// A session's key: the SHA-256 of its cookie token.
+pub type SessionId = Arc<str>;
+
+#[derive(Debug)]
+struct Holder {
+    name: String,
+    sockets: usize,
+    online: bool,
+    /// Changes whenever the holder does; a timer armed at an older epoch is stale.
+    epoch: u64,
+    bucket: TokenBucket,
+}
+
+/// The rate limit: a token bucket per user.
+#[derive(Debug, Clone, Copy)]
+pub struct Rate {
+    pub per_sec: f64,
+    pub burst: f64,
+}
+
+#[derive(Debug)]
+struct TokenBucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl TokenBucket {
+    fn full(rate: Rate) -> Self {
+        Self {
+            tokens: rate.burst,
+            at: Instant::now(),
+        }
+    }
+
+    fn take(&mut self, rate: Rate, now: Instant) -> bool {
+        let refill = now.saturating_duration_since(self.at).as_secs_f64() * rate.per_sec;
+        self.tokens = (self.tokens + refill).min(rate.burst);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// A socket was refused: the session already has as many as it may.
+#[derive(Debug, PartialEq, Eq)]
+pub struct TooManyTabs;
+
+/// A socket joined its session.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Attached {
+    pub name: String,
+    /// The user just came online: announce `user_joined`.
+    pub joined: bool,
+    /// The name differs from the one the session had stored.
+    pub renamed: bool,
+}
+
+/// A name was let go.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Released {
+    pub name: String,
+    /// The user was listed: announce `user_left`.
+    pub was_online: bool,
+}
+
+#[derive(Debug)]
+pub struct Presence {
+    /// By folded name.
+    holders: HashMap<String, Holder>,
+    /// Session to folded name.
+    by_session: HashMap<SessionId, String>,
+    epoch: u64,
+    rate: Rate,
+}
+
+impl Presence {
+    pub fn new(rate: Rate) -> Self {
+        Self {
+            holders: HashMap::new(),
+            by_session: HashMap::new(),
+            epoch: 0,
+            rate,
+        }
+    }
+
+    fn next_epoch(&mut self) -> u64 {
+        self.epoch += 1;
+        self.epoch
+    }
+
+    /// The first free name of `base`, `base1`, `base2`, ... (case-insensitive).
+    fn free_name(&self, base: &str) -> String {
+        if !self.holders.contains_key(&fold(base)) {
+            return base.to_string();
+        }
+        (1u64..)
+            .map(|n| format!("{base}{n}"))
+            .find(|candidate| !self.holders.contains_key(&fold(candidate)))
+            .unwrap_or_else(|| base.to_string())
+    }
+
+    fn hold(&mut self, session: SessionId, name: String) -> u64 {
+        let epoch = self.next_epoch();
+        let key = fold(&name);
+        self.by_session.insert(session, key.clone());
+        self.holders.insert(
+            key,
+            Holder {
+                name,
+                sockets: 0,
+                online: false,
+                epoch,
+                bucket: TokenBucket::full(self.rate),
+            },
+        );
+        epoch
+    }
+
+    /// A new login: gives out the first free name for `base` and holds it.
+    /// Returns the name and the epoch for the "never connected" timer.
+    pub fn claim(&mut self, session: SessionId, base: &str) -> (String, u64) {
+        let name = self.free_name(base);
+        let epoch = self.hold(session, name.clone());
+        (name, epoch)
+    }
+
+    /// A socket of `session` opened. `stored` is the name the session had,
+    /// `base` what the user typed at login.
+    pub fn attach(
+        &mut self,
+        session: &SessionId,
+        stored: &str,
+        base: &str,
+        max_tabs: usize,
+    ) -> Result<Attached, TooManyTabs> {
+        let mut renamed = false;
+        if !self.by_session.contains_key(session) {
+            let name = if self.holders.contains_key(&fold(stored)) {
+                self.free_name(base)
+            } else {
+                stored.to_string()
+            };
+            renamed = name != stored;
+            self.hold(session.clone(), name);
+        }
+        let epoch = self.next_epoch();
+        let holder = self
+            .by_session
+            .get(session)
+            .and_then(|key| self.holders.get_mut(key))
+            .ok_or(TooManyTabs)?;
+        if holder.sockets >= max_tabs {
+            return Err(TooManyTabs);
+        }
+        holder.sockets += 1;
+        holder.epoch = epoch;
+        let joined = !holder.online;
+        holder.online = true;
+        Ok(Attached {
+            name: holder.name.clone(),
+            joined,
+            renamed,
+        })
+    }
+
+    /// A socket of `session` closed. Returns the epoch to arm the grace timer
+    /// with when it was the session's last socket.
+    pub fn detach(&mut self, session: &SessionId) -> Option<u64> {
+        let epoch = self.next_epoch();
+        let holder = self
+            .by_session
+            .get(session)
+            .and_then(|key| self.holders.get_mut(key))?;
+        holder.sockets = holder.sockets.saturating_sub(1);
+        if holder.sockets > 0 {
+            return None;
+        }
+        holder.epoch = epoch;
+        Some(epoch)
+    }
+
+    /// A timer armed at `epoch` fired: frees the name if nothing happened since.
+    pub fn expire(&mut self, session: &SessionId, epoch: u64) -> Option<Released> {
+        let key = self.by_session.get(session)?;
+        let holder = self.holders.get(key)?;
+        if holder.epoch != epoch || holder.sockets > 0 {
+            return None;
+        }
+        self.release(session)
+    }
+
+    /// Lets go of the session's name now (logout).
+    pub fn release(&mut self, session: &SessionId) -> Option<Released> {
+        let key = self.by_session.remove(session)?;
+        let holder = self.holders.remove(&key)?;
+        Some(Released {
+            name: holder.name,
+            was_online: holder.online,
+        })
+    }
+
+    /// Who is online: sorted, one entry per user.
+    pub fn online(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .holders
+            .values()
+            .filter(|h| h.online)
+            .map(|h| h.name.clone())
+            .collect();
+        names.sort();
+        names
+    }
+
+    pub fn online_count(&self) -> usize {
+        self.holders.values().filter(|h| h.online).count()
+    }
+
+    /// Takes one message's worth from the session's bucket.
+    pub fn allow_message(&mut self, session: &SessionId, now: Instant) -> bool {
+        let rate = self.rate;
+        match self
+            .by_session
+            .get(session)
+            .and_then(|key| self.holders.get_mut(key))
+        {
+            Some(holder) => holder.bucket.take(rate, now),
+            None => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    const RATE: Rate = Rate {
+        per_sec: 5.0,
+        burst: 10.0,
+    };
+
+    fn sid(s: &str) -> SessionId {
+        Arc::from(s)
+    }
+
+    #[test]
+    fn names_get_the_first_free_suffix_case_insensitively() {
+        let mut p = Presence::new(RATE);
+        assert_eq!(p.claim(sid("a"), "John").0, "John");
+        assert_eq!(p.claim(sid("b"), "john").0, "john1");
+        assert_eq!(p.claim(sid("c"), "JOHN").0, "JOHN2");
+        p.release(&sid("b"));
+        assert_eq!(p.claim(sid("d"), "John").0, "John1");
+    }
+
+    #[test]
+    fn tabs_are_one_user_and_leave_after_the_last() {
+        let mut p = Presence::new(RATE);
+        p.claim(sid("a"), "Ann");
+        let first = p.attach(&sid("a"), "Ann", "Ann", 10).unwrap();
+        assert!(first.joined);
+        assert!(!p.attach(&sid("a"), "Ann", "Ann", 10).unwrap().joined);
+        assert_eq!(p.online(), ["Ann"]);
+        assert_eq!(p.detach(&sid("a")), None);
+        let epoch = p.detach(&sid("a")).unwrap();
+        // A reload inside the grace period: the old timer is stale.
+        p.attach(&sid("a"), "Ann", "Ann", 10).unwrap();
+        assert_eq!(p.expire(&sid("a"), epoch), None);
+        let epoch = p.detach(&sid("a")).unwrap();
+        assert_eq!(
+            p.expire(&sid("a"), epoch),
+            Some(Released {
+                name: "Ann".into(),
+                was_online: true
+            })
+        );
+        assert!(p.online().is_empty());
+    }
+
+    #[test]
+    fn the_eleventh_tab_is_refused() {
+        let mut p = Presence::new(RATE);
+        p.claim(sid("a"), "Ann");
+        for _ in 0..10 {
+            p.attach(&sid("a"), "Ann", "Ann", 10).unwrap();
+        }
+        assert_eq!(p.attach(&sid("a"), "Ann", "Ann", 10), Err(TooManyTabs));
+    }
+
+    #[test]
+    fn a_returning_session_gets_its_name_back_or_a_new_suffix() {
+        let mut p = Presence::new(RATE);
+        let back = p.attach(&sid("a"), "Ann", "Ann", 10).unwrap();
+        assert_eq!((back.name.as_str(), back.renamed), ("Ann", false));
+        p.release(&sid("a"));
+        p.claim(sid("b"), "Ann");
+        let back = p.attach(&sid("a"), "Ann", "Ann", 10).unwrap();
+        assert_eq!((back.name.as_str(), back.renamed), ("Ann1", true));
+    }
+
+    #[test]
+    fn the_bucket_allows_a_burst_then_the_rate() {
+        let mut p = Presence::new(RATE);
+        p.claim(sid("a"), "Ann");
+        let start = Instant::now();
+        let allowed = (0..20)
+            .filter(|_| p.allow_message(&sid("a"), start))
+            .count();
+        assert_eq!(allowed, 10);
+        assert!(p.allow_message(&sid("a"), start + Duration::from_millis(200)));
+        assert!(!p.allow_message(&sid("a"), start + Duration::from_millis(200)));
+    }
+}

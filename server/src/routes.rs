@@ -1,0 +1,241 @@
+//! The HTTP surface: pages, the JSON API, health and metrics.
+
+use std::sync::Arc;
+
+use app::protocol::{
+    LoginRequest, LoginResponse, MessagePage, OnlineUsers, HISTORY_PAGE, MAX_HISTORY_PAGE,
+};
+use axum::{
+    body::Bytes,
+    extract::{FromRef, RawQuery, Request, State},
+    middleware,
+    response::{Html, IntoResponse, Redirect, Response},
+    routing::{get, post},
+    Json, Router,
+};
+use http::{header, HeaderMap, StatusCode};
+use leptos::config::LeptosOptions;
+use tokio::sync::Semaphore;
+
+use crate::{
+    config::Config,
+    error::AppError,
+    hub::Hub,
+    names,
+    presence::SessionId,
+    security,
+    session::{self, Authenticated},
+    ws,
+};
+
+/// Largest login or logout body: a name is at most a few hundred bytes even
+/// percent-encoded.
+const MAX_FORM_BYTES: usize = 4 * 1024;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub hub: Hub,
+    pub config: Arc<Config>,
+    pub leptos: LeptosOptions,
+    /// One permit per open socket: the global connection cap.
+    pub connection_slots: Arc<Semaphore>,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos.clone()
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(page))
+        .route("/chat/", get(page))
+        .route("/chat", get(|| async { Redirect::permanent("/chat/") }))
+        .route("/api/login", post(login))
+        .route("/api/logout", post(logout))
+        .route("/get_online_users/", get(online_users))
+        .route("/api/messages", get(messages))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/ws/chat/", get(ws::upgrade))
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
+            app::shell,
+        ))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM_BYTES))
+        .layer(middleware::from_fn(security::headers))
+        .with_state(state)
+}
+
+/// `/` and `/chat/`: the Leptos pages, after sending people where they belong.
+async fn page(State(state): State<AppState>, request: Request) -> Result<Response, AppError> {
+    let signed_in = session::current(&state, request.headers()).await?.is_some();
+    match (request.uri().path(), signed_in) {
+        ("/", true) => return Ok(Redirect::to("/chat/").into_response()),
+        ("/chat/", false) => return Ok(Redirect::to("/").into_response()),
+        _ => {}
+    }
+    let options = state.leptos.clone();
+    let render =
+        leptos_axum::render_app_to_stream_with_context(|| {}, move || app::shell(options.clone()));
+    Ok(render(request).await)
+}
+
+/// How the client wants its answer.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Wants {
+    Json,
+    /// A browser form: redirects and pages.
+    Html,
+}
+
+fn wants(headers: &HeaderMap, body: &[u8]) -> Wants {
+    let header = |name| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    };
+    let content_type = header(header::CONTENT_TYPE);
+    if content_type.starts_with("application/json") {
+        Wants::Json
+    } else if content_type.starts_with("application/x-www-form-urlencoded")
+        || content_type.starts_with("multipart/form-data")
+        || (body.is_empty() && header(header::ACCEPT).contains("text/html"))
+    {
+        Wants::Html
+    } else {
+        Wants::Json
+    }
+}
+
+async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    if !security::post_allowed(&state.config, &headers) {
+        return Err(AppError::ForeignOrigin);
+    }
+    let wants = wants(&headers, &body);
+    let typed = match wants {
+        Wants::Json => {
+            serde_json::from_slice::<LoginRequest>(&body)
+                .map_err(|_| {
+                    AppError::BadRequest(r#"expected a JSON body like {"username":"John"}"#.into())
+                })?
+                .username
+        }
+        Wants::Html => form_urlencoded::parse(&body)
+            .find(|(key, _)| key == "username")
+            .map(|(_, value)| value.into_owned())
+            .unwrap_or_default(),
+    };
+    let name = match names::validate(&typed) {
+        Ok(name) => name,
+        Err(error) if wants == Wants::Html => {
+            let page = app::login_error_document(error.to_string(), typed);
+            return Ok((StatusCode::UNPROCESSABLE_ENTITY, Html(page)).into_response());
+        }
+        Err(error) => return Err(AppError::Invalid(error.to_string())),
+    };
+    let (token, username) = state.hub.login(&name).await?;
+    tracing::info!(user = %username, "login");
+    let cookie = session::set_cookie(&token, state.config.cookie_secure);
+    Ok(match wants {
+        Wants::Json => (
+            [(header::SET_COOKIE, cookie)],
+            Json(LoginResponse { username }),
+        )
+            .into_response(),
+        Wants::Html => ([(header::SET_COOKIE, cookie)], Redirect::to("/chat/")).into_response(),
+    })
+}
+
+async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    if !security::post_allowed(&state.config, &headers) {
+        return Err(AppError::ForeignOrigin);
+    }
+    let wants = wants(&headers, &body);
+    let clear = [(
+        header::SET_COOKIE,
+        session::clear_cookie(state.config.cookie_secure),
+    )];
+    let ended = match session::token(&headers) {
+        Some(token) => {
+            let id: SessionId = session::id_of(token).into();
+            state.hub.logout(&id).await?
+        }
+        None => false,
+    };
+    if ended {
+        tracing::info!("logout");
+    }
+    Ok(match (wants, ended) {
+        (Wants::Html, _) => (clear, Redirect::to("/")).into_response(),
+        (Wants::Json, true) => (clear, StatusCode::NO_CONTENT).into_response(),
+        (Wants::Json, false) => (clear, AppError::Unauthorized).into_response(),
+    })
+}
+
+async fn online_users(State(state): State<AppState>, _: Authenticated) -> Json<OnlineUsers> {
+    Json(OnlineUsers {
+        online_users: state.hub.online(),
+    })
+}
+
+/// `?before=ID&limit=N`: older history, newest last.
+async fn messages(
+    State(state): State<AppState>,
+    _: Authenticated,
+    RawQuery(query): RawQuery,
+) -> Result<Json<MessagePage>, AppError> {
+    let mut before = None;
+    let mut limit = HISTORY_PAGE;
+    for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        match &*key {
+            "before" => {
+                before = Some(
+                    value
+                        .parse::<i64>()
+                        .map_err(|_| AppError::BadRequest("before must be a message id".into()))?,
+                )
+            }
+            "limit" => {
+                limit = value
+                    .parse::<usize>()
+                    .map_err(|_| AppError::BadRequest("limit must be a positive number".into()))?
+                    .clamp(1, MAX_HISTORY_PAGE)
+            }
+            _ => {}
+        }
+    }
+    let store = state.hub.store();
+    let messages = match before {
+        Some(before) => store.before(before, limit).await?,
+        None => store.latest(limit).await?,
+    };
+    Ok(Json(MessagePage { messages }))
+}
+
+async fn healthz(State(state): State<AppState>) -> Response {
+    match state.hub.store().ping().await {
+        Ok(()) => (StatusCode::OK, "ok").into_response(),
+        Err(error) => {
+            tracing::error!(%error, "health check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
+        }
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.hub.metrics().render(),
+    )
+        .into_response()
+}

@@ -1,0 +1,201 @@
+//! The default store: one SQLite file in WAL mode.
+
+use std::{path::Path, str::FromStr, time::Duration};
+
+use app::protocol::ChatMessage;
+use async_trait::async_trait;
+use sqlx::{
+    sqlite::{
+        SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+    },
+    Row, SqlitePool,
+};
+
+use super::{Appended, NewMessage, SessionRow, Store, StoreError};
+
+/// Readers (history, sessions) run side by side; SQLite still writes one at a time.
+const POOL_SIZE: u32 = 4;
+/// How long a writer waits for the file lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: an acknowledged message survives a power cut, not only a
+            // crash. Batching keeps this to one sync per batch.
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(BUSY_TIMEOUT);
+        if let Some(parent) = Path::new(options.get_filename()).parent() {
+            if !parent.as_os_str().is_empty() {
+                std::fs::create_dir_all(parent).map_err(sqlx::Error::Io)?;
+            }
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(POOL_SIZE)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Self { pool })
+    }
+}
+
+const SELECT_MESSAGE: &str = "SELECT id, username, body, sent_at, client_id FROM messages";
+
+fn message(row: &SqliteRow) -> Result<ChatMessage, sqlx::Error> {
+    Ok(ChatMessage {
+        id: row.try_get("id")?,
+        username: row.try_get("username")?,
+        message: row.try_get("body")?,
+        sent_at: row.try_get("sent_at")?,
+        client_id: row.try_get("client_id")?,
+    })
+}
+
+fn messages(rows: &[SqliteRow]) -> Result<Vec<ChatMessage>, StoreError> {
+    Ok(rows.iter().map(message).collect::<Result<_, _>>()?)
+}
+
+/// SQL `LIMIT` from a page size.
+fn limit(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_session(&self, session: &SessionRow) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO sessions (id, username, base_name, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(&session.id)
+        .bind(&session.username)
+        .bind(&session.base_name)
+        .bind(crate::clock::now_rfc3339())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn find_session(&self, id: &str) -> Result<Option<SessionRow>, StoreError> {
+        let row = sqlx::query("SELECT id, username, base_name FROM sessions WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row
+            .map(|row| -> Result<SessionRow, sqlx::Error> {
+                Ok(SessionRow {
+                    id: row.try_get("id")?,
+                    username: row.try_get("username")?,
+                    base_name: row.try_get("base_name")?,
+                })
+            })
+            .transpose()?)
+    }
+
+    async fn rename_session(&self, id: &str, username: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE sessions SET username = ? WHERE id = ?")
+            .bind(username)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_session(&self, id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM sessions WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn append(&self, batch: &[NewMessage]) -> Result<Vec<Appended>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut out = Vec::with_capacity(batch.len());
+        for new in batch {
+            let inserted = sqlx::query(
+                "INSERT INTO messages (author, username, body, sent_at, client_id) VALUES (?, ?, ?, ?, ?) \
+                 ON CONFLICT (author, client_id) DO NOTHING RETURNING id",
+            )
+            .bind(&new.author)
+            .bind(&new.username)
+            .bind(&new.body)
+            .bind(&new.sent_at)
+            .bind(&new.client_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let appended = match inserted {
+                Some(row) => Appended {
+                    message: ChatMessage {
+                        id: row.try_get("id")?,
+                        username: new.username.clone(),
+                        message: new.body.clone(),
+                        sent_at: new.sent_at.clone(),
+                        client_id: new.client_id.clone(),
+                    },
+                    fresh: true,
+                },
+                None => {
+                    let row = sqlx::query(&format!(
+                        "{SELECT_MESSAGE} WHERE author = ? AND client_id = ?"
+                    ))
+                    .bind(&new.author)
+                    .bind(&new.client_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    Appended {
+                        message: message(&row)?,
+                        fresh: false,
+                    }
+                }
+            };
+            out.push(appended);
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn latest(&self, n: usize) -> Result<Vec<ChatMessage>, StoreError> {
+        let rows = sqlx::query(&format!("{SELECT_MESSAGE} ORDER BY id DESC LIMIT ?"))
+            .bind(limit(n))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut page = messages(&rows)?;
+        page.reverse();
+        Ok(page)
+    }
+
+    async fn after(&self, after: i64, n: usize) -> Result<Vec<ChatMessage>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "{SELECT_MESSAGE} WHERE id > ? ORDER BY id LIMIT ?"
+        ))
+        .bind(after)
+        .bind(limit(n))
+        .fetch_all(&self.pool)
+        .await?;
+        messages(&rows)
+    }
+
+    async fn before(&self, before: i64, n: usize) -> Result<Vec<ChatMessage>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "{SELECT_MESSAGE} WHERE id < ? ORDER BY id DESC LIMIT ?"
+        ))
+        .bind(before)
+        .bind(limit(n))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut page = messages(&rows)?;
+        page.reverse();
+        Ok(page)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
