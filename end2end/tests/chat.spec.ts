@@ -21,7 +21,7 @@ test('a message typed in one page appears in the other', async ({ browser }) => 
   // The sender's own message is marked as theirs, once acknowledged.
   await expect(alice.locator('#messages li.message.mine:not(.pending)').filter({ hasText: text })).toHaveCount(1);
   await expect(bob.locator('#messages li.message.mine').filter({ hasText: text })).toHaveCount(0);
-  await expect(alice.getByLabel('Message')).toHaveValue('');
+  await expect(alice.getByRole('textbox', { name: 'Message' })).toHaveValue('');
 });
 
 test('the sidebar follows joins, logouts and closed browsers', async ({ browser }) => {
@@ -123,9 +123,9 @@ test('the login form works without JavaScript', async ({ browser }) => {
 
 test('an empty message is not sent', async ({ browser }) => {
   const page = await person(browser, uniqueName('Emp'));
-  await page.getByLabel('Message').fill('   ');
+  await page.getByRole('textbox', { name: 'Message' }).fill('   ');
   await expect(page.getByRole('button', { name: 'Send' })).toBeDisabled();
-  await page.getByLabel('Message').press('Enter');
+  await page.getByRole('textbox', { name: 'Message' }).press('Enter');
   await expect(page.locator('#messages li.pending')).toHaveCount(0);
 });
 

@@ -35,8 +35,8 @@ export function sidebarEntry(page: Page, name: string) {
 }
 
 export async function send(page: Page, text: string): Promise<void> {
-  await page.getByLabel('Message').fill(text);
-  await page.getByLabel('Message').press('Enter');
+  await page.getByRole('textbox', { name: 'Message' }).fill(text);
+  await page.getByRole('textbox', { name: 'Message' }).press('Enter');
 }
 
 export function messages(page: Page) {

@@ -33,6 +33,9 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    // Leptos renders pages with async tasks; they run on tokio. (A second
+    // server in the same process finds it already set, which is fine.)
+    let _ = any_spawner::Executor::init_tokio();
     let store = store::open(&config.database_url)
         .await
         .with_context(|| format!("opening the database {}", config.masked_database_url()))?;

@@ -64,4 +64,5 @@ pub fn Composer() -> impl IntoView {
             </div>
         </form>
     }
+    .into_any()
 }

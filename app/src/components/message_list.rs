@@ -62,6 +62,7 @@ pub fn MessageList() -> impl IntoView {
             </div>
         </div>
     }
+    .into_any()
 }
 
 #[component]
@@ -81,6 +82,7 @@ fn MessageItem(message: ChatMessage) -> impl IntoView {
             <div class="message-text">{message.message}</div>
         </li>
     }
+    .into_any()
 }
 
 #[component]
@@ -112,6 +114,7 @@ fn PendingItem(pending: Pending) -> impl IntoView {
             })}
         </li>
     }
+    .into_any()
 }
 
 /// "17:04" in the reader's time zone (the server sends UTC).

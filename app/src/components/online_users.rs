@@ -27,4 +27,5 @@ pub fn OnlineUsers() -> impl IntoView {
             </ul>
         </aside>
     }
+    .into_any()
 }

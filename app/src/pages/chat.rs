@@ -33,7 +33,7 @@ pub fn ChatPage() -> impl IntoView {
         </noscript>
         <main class="container-fluid chat-layout py-3">
             <div class="row g-3 h-100">
-                <section class="col-md-9 d-flex flex-column h-100" aria-label="Messages">
+                <section class="col-md-9 d-flex flex-column h-100" aria-label="Conversation">
                     <MessageList/>
                     <Composer/>
                 </section>
@@ -43,6 +43,7 @@ pub fn ChatPage() -> impl IntoView {
             </div>
         </main>
     }
+    .into_any()
 }
 
 /// The small "connected / reconnecting" indicator.
@@ -59,4 +60,5 @@ fn ConnectionBadge() -> impl IntoView {
             {move || view_state().1}
         </span>
     }
+    .into_any()
 }

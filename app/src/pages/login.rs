@@ -66,6 +66,7 @@ pub fn LoginCard(
             </div>
         </main>
     }
+    .into_any()
 }
 
 /// The whole login page as a static document (no scripts): the answer to a
