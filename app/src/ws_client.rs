@@ -7,7 +7,11 @@
 //! server has not acknowledged are sent again under the same `client_id`, which
 //! the server stores only once.
 
-use futures::{channel::mpsc, SinkExt, StreamExt};
+use futures::{
+    channel::mpsc,
+    future::{select, Either},
+    SinkExt, StreamExt,
+};
 use gloo_net::websocket::{futures::WebSocket, Message, WebSocketError};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -43,7 +47,7 @@ pub fn start(chat: ChatState) {
         }
     });
 
-    spawn_local(run(chat, outbox));
+    spawn_local(run(chat, outbox, watch_network()));
 }
 
 /// Writes every unsent, unrefused pending message to the open socket.
@@ -78,10 +82,11 @@ enum Ended {
 async fn run(
     chat: ChatState,
     outbox: StoredValue<Option<mpsc::UnboundedSender<String>>, LocalStorage>,
+    mut network: mpsc::UnboundedReceiver<Network>,
 ) {
     let mut failures: i32 = 0;
     loop {
-        match connect(chat, outbox).await {
+        match connect(chat, outbox, &mut network).await {
             Ended::SignedOut => return go_to_login(),
             Ended::Dropped { welcomed: true } => failures = 0,
             Ended::Dropped { welcomed: false } => {
@@ -94,16 +99,48 @@ async fn run(
         }
         chat.connection.set(Connection::Reconnecting);
         let ceiling = (BACKOFF_START_MS * 2f64.powi(failures.min(16))).min(BACKOFF_MAX_MS);
-        // Full jitter in the upper half: spread reconnects after a server restart.
+        // Jitter in the upper half: spreads the reconnects after a server restart.
         let delay = ceiling * (0.5 + js_sys::Math::random() / 2.0);
-        gloo_timers::future::TimeoutFuture::new(delay as u32).await;
+        let mut wait = gloo_timers::future::TimeoutFuture::new(delay as u32);
+        // Back online: try at once instead of waiting out the backoff.
+        loop {
+            match select(&mut wait, network.next()).await {
+                Either::Left(_) | Either::Right((Some(Network::Online), _)) => break,
+                Either::Right((Some(Network::Offline), _)) => continue,
+                Either::Right((None, _)) => return,
+            }
+        }
     }
+}
+
+/// What the browser says about its network.
+enum Network {
+    Online,
+    Offline,
+}
+
+/// Forwards the window's `online` / `offline` events.
+fn watch_network() -> mpsc::UnboundedReceiver<Network> {
+    let (tx, rx) = mpsc::unbounded();
+    for (event, what) in [("online", true), ("offline", false)] {
+        let tx = tx.clone();
+        // The chat page lives as long as the document: never removed.
+        let _ = window_event_listener_untyped(event, move |_| {
+            let _ = tx.unbounded_send(if what {
+                Network::Online
+            } else {
+                Network::Offline
+            });
+        });
+    }
+    rx
 }
 
 /// One connection, from open to close.
 async fn connect(
     chat: ChatState,
     outbox: StoredValue<Option<mpsc::UnboundedSender<String>>, LocalStorage>,
+    network: &mut mpsc::UnboundedReceiver<Network>,
 ) -> Ended {
     let after = chat.last_id();
     let Ok(socket) = WebSocket::open(&socket_url(after)) else {
@@ -121,7 +158,15 @@ async fn connect(
 
     let mut welcomed = false;
     let mut ended = None;
-    while let Some(item) = stream.next().await {
+    loop {
+        let item = match select(stream.next(), network.next()).await {
+            Either::Left((Some(item), _)) => item,
+            Either::Left((None, _)) => break,
+            // The browser lost its network: this socket is dead even if it
+            // has not noticed yet.
+            Either::Right((Some(Network::Offline), _)) => break,
+            Either::Right(_) => continue,
+        };
         match item {
             Ok(Message::Text(text)) => {
                 let Ok(frame) = serde_json::from_str::<ServerFrame>(&text) else {

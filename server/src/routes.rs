@@ -7,7 +7,7 @@ use app::protocol::{
 };
 use axum::{
     body::Bytes,
-    extract::{FromRef, RawQuery, Request, State},
+    extract::{rejection::BytesRejection, FromRef, RawQuery, Request, State},
     middleware,
     response::{Html, IntoResponse, Redirect, Response},
     routing::{get, post},
@@ -112,11 +112,20 @@ fn wants(headers: &HeaderMap, body: &[u8]) -> Wants {
 async fn login(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, AppError> {
     if !security::post_allowed(&state.config, &headers) {
         return Err(AppError::ForeignOrigin);
     }
+    let body = match body {
+        Ok(body) => body,
+        // Only a name far over the limit makes a body this large.
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            let wants = wants(&headers, b"-");
+            return Ok(refuse_name(wants, names::NameError::TooLong, String::new()));
+        }
+        Err(rejection) => return Ok(rejection.into_response()),
+    };
     let wants = wants(&headers, &body);
     let typed = match wants {
         Wants::Json => {
@@ -133,11 +142,7 @@ async fn login(
     };
     let name = match names::validate(&typed) {
         Ok(name) => name,
-        Err(error) if wants == Wants::Html => {
-            let page = app::login_error_document(error.to_string(), typed);
-            return Ok((StatusCode::UNPROCESSABLE_ENTITY, Html(page)).into_response());
-        }
-        Err(error) => return Err(AppError::Invalid(error.to_string())),
+        Err(error) => return Ok(refuse_name(wants, error, typed)),
     };
     let (token, username) = state.hub.login(&name).await?;
     tracing::info!(user = %username, "login");
@@ -150,6 +155,17 @@ async fn login(
             .into_response(),
         Wants::Html => ([(header::SET_COOKIE, cookie)], Redirect::to("/chat/")).into_response(),
     })
+}
+
+/// 422: the login page again with the reason (form), or `{"error": ...}` (JSON).
+fn refuse_name(wants: Wants, error: names::NameError, typed: String) -> Response {
+    match wants {
+        Wants::Html => {
+            let page = app::login_error_document(error.to_string(), typed);
+            (StatusCode::UNPROCESSABLE_ENTITY, Html(page)).into_response()
+        }
+        Wants::Json => AppError::Invalid(error.to_string()).into_response(),
+    }
 }
 
 async fn logout(

@@ -1,0 +1,625 @@
+//! What every integration test needs: a real server on a free port with its
+//! own database, logins over HTTP, and WebSocket clients that read protocol
+//! frames with a timeout instead of hoping they have arrived.
+
+#![allow(dead_code)]
+
+use std::{net::SocketAddr, time::Duration};
+
+use app::protocol::{ChatMessage, MessagePage, OnlineUsers, ServerFrame};
+use futures::{SinkExt, StreamExt};
+use http::{header, HeaderValue, StatusCode};
+use server::config::Config;
+use tempfile::TempDir;
+use tokio::{
+    net::{TcpListener, TcpStream},
+    sync::oneshot,
+    task::JoinHandle,
+    time::{timeout, Instant},
+};
+use tokio_tungstenite::{
+    tungstenite::{self, client::IntoClientRequest, Message},
+    MaybeTlsStream, WebSocketStream,
+};
+
+/// How long one frame may take to arrive before the test fails.
+pub const FRAME_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a polled condition (health, a metric) may take to come true.
+pub const CONDITION_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the server may take to answer its first health check (migrations).
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// Pause between two polls of a condition.
+const POLL_EVERY: Duration = Duration::from_millis(10);
+
+/// A running server with its own temporary database. Dropping it stops the
+/// server (the shutdown future resolves when the sender goes away).
+pub struct TestServer {
+    addr: SocketAddr,
+    http: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+    _dir: TempDir,
+}
+
+/// A logged-in user: the name the server gave out and the cookie to send.
+#[derive(Clone, Debug)]
+pub struct Session {
+    pub username: String,
+    /// `chat_session=<token>`, ready for a `Cookie` header.
+    pub cookie: String,
+}
+
+/// The fields of a `welcome` frame.
+#[derive(Clone, Debug)]
+pub struct Welcome {
+    pub username: String,
+    pub online_users: Vec<String>,
+    pub history: Vec<ChatMessage>,
+    pub complete: bool,
+}
+
+impl TestServer {
+    /// A server with the default settings.
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// A server whose settings `adjust` may change (shorter timers, limits).
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let mut config = Config::defaults();
+        config.database_url = format!("sqlite://{}/chat.db", dir.path().display());
+        adjust(&mut config);
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a free port on 127.0.0.1");
+        let addr = listener.local_addr().expect("the bound address");
+        config.bind = addr;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server::serve(config, listener, async move {
+            let _ = stopped.await;
+        }));
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("an HTTP client");
+        let server = Self {
+            addr,
+            http,
+            stop: Some(stop),
+            task: Some(task),
+            _dir: dir,
+        };
+        server.wait_until_healthy().await;
+        server
+    }
+
+    async fn wait_until_healthy(&self) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Some(task) = &self.task {
+                assert!(
+                    !task.is_finished(),
+                    "the server stopped before it answered /healthz"
+                );
+            }
+            if let Ok(response) = self.http.get(self.url("/healthz")).send().await {
+                if response.status() == StatusCode::OK {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "/healthz never answered 200");
+            tokio::time::sleep(POLL_EVERY).await;
+        }
+    }
+
+    /// Stops the server and checks that it shut down cleanly.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let result = timeout(CONDITION_TIMEOUT, task)
+                .await
+                .expect("the server stops in time")
+                .expect("the server task does not panic");
+            result.expect("the server shuts down without an error");
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The server's own origin, as a browser on its pages would send it.
+    pub fn origin(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// An HTTP client that does not follow redirects and keeps no cookies.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// `GET path`, with the session cookie when given.
+    pub async fn get(&self, path: &str, cookie: Option<&str>) -> reqwest::Response {
+        let mut request = self.http.get(self.url(path));
+        if let Some(cookie) = cookie {
+            request = request.header(header::COOKIE, cookie);
+        }
+        request.send().await.expect("the server answers")
+    }
+
+    /// `POST /api/login` as JSON, whatever the answer.
+    pub async fn login_json(&self, username: &str) -> reqwest::Response {
+        self.http
+            .post(self.url("/api/login"))
+            .json(&serde_json::json!({ "username": username }))
+            .send()
+            .await
+            .expect("the server answers")
+    }
+
+    /// `POST /api/login` with a form body (already encoded), whatever the answer.
+    pub async fn login_form(&self, body: impl Into<reqwest::Body>) -> reqwest::Response {
+        self.http
+            .post(self.url("/api/login"))
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .expect("the server answers")
+    }
+
+    /// Logs in with JSON and expects success.
+    pub async fn login(&self, username: &str) -> Session {
+        let response = self.login_json(username).await;
+        assert_eq!(response.status(), StatusCode::OK, "login as {username:?}");
+        let cookie = session_cookie(&response).expect("the login sets the session cookie");
+        let body: serde_json::Value = response.json().await.expect("a JSON login answer");
+        let username = body["username"]
+            .as_str()
+            .expect("the login answer names the user")
+            .to_string();
+        Session { username, cookie }
+    }
+
+    /// `POST /api/logout` as JSON, whatever the answer.
+    pub async fn logout(&self, cookie: &str) -> reqwest::Response {
+        self.http
+            .post(self.url("/api/logout"))
+            .header(header::COOKIE, cookie)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body("{}")
+            .send()
+            .await
+            .expect("the server answers")
+    }
+
+    /// `/get_online_users/` for a session that must be valid.
+    pub async fn online_users(&self, cookie: &str) -> Vec<String> {
+        let response = self.get("/get_online_users/", Some(cookie)).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        response
+            .json::<OnlineUsers>()
+            .await
+            .expect("the online users as JSON")
+            .online_users
+    }
+
+    /// `/api/messages?{query}` for a session that must be valid.
+    pub async fn history(&self, cookie: &str, query: &str) -> Vec<ChatMessage> {
+        let response = self
+            .get(&format!("/api/messages?{query}"), Some(cookie))
+            .await;
+        assert_eq!(response.status(), StatusCode::OK, "/api/messages?{query}");
+        response
+            .json::<MessagePage>()
+            .await
+            .expect("a page of messages as JSON")
+            .messages
+    }
+
+    /// The `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        let response = self.get("/metrics", None).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        response.text().await.expect("the metrics text")
+    }
+
+    /// One metric's value, if `/metrics` lists it.
+    pub async fn metric(&self, name: &str) -> Option<f64> {
+        metric_value(&self.metrics().await, name)
+    }
+
+    /// Polls `/metrics` until `name` has the value `expected`.
+    pub async fn wait_for_metric(&self, name: &str, expected: f64) {
+        let deadline = Instant::now() + CONDITION_TIMEOUT;
+        loop {
+            let value = self.metric(name).await;
+            if value == Some(expected) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name} stayed at {value:?}, expected {expected}"
+            );
+            tokio::time::sleep(POLL_EVERY).await;
+        }
+    }
+
+    /// Polls until the server holds exactly `n` sockets: a socket the test
+    /// closed has then been fully taken down on the server's side.
+    pub async fn wait_for_connections(&self, n: usize) {
+        self.wait_for_metric("chat_connections", n as f64).await;
+    }
+
+    /// Polls `/get_online_users/` until `pred` holds for the list.
+    pub async fn wait_for_online_users(
+        &self,
+        cookie: &str,
+        pred: impl Fn(&[String]) -> bool,
+    ) -> Vec<String> {
+        let deadline = Instant::now() + CONDITION_TIMEOUT;
+        loop {
+            let users = self.online_users(cookie).await;
+            if pred(&users) {
+                return users;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the online users stayed {users:?}"
+            );
+            tokio::time::sleep(POLL_EVERY).await;
+        }
+    }
+
+    /// Opens `/ws/chat/{query}` with the given cookie and `Origin`. The HTTP
+    /// status is the error when the upgrade is refused.
+    pub async fn try_connect(
+        &self,
+        query: &str,
+        cookie: Option<&str>,
+        origin: Option<&str>,
+    ) -> Result<Client, StatusCode> {
+        let url = format!("ws://{}/ws/chat/{query}", self.addr);
+        let mut request = url.into_client_request().expect("a WebSocket request");
+        let headers = request.headers_mut();
+        if let Some(cookie) = cookie {
+            headers.insert(
+                header::COOKIE,
+                HeaderValue::from_str(cookie).expect("a cookie header"),
+            );
+        }
+        if let Some(origin) = origin {
+            headers.insert(
+                header::ORIGIN,
+                HeaderValue::from_str(origin).expect("an origin header"),
+            );
+        }
+        match timeout(FRAME_TIMEOUT, tokio_tungstenite::connect_async(request)).await {
+            Err(_) => panic!("the WebSocket upgrade timed out"),
+            Ok(Ok((ws, _))) => Ok(Client { ws }),
+            Ok(Err(tungstenite::Error::Http(response))) => Err(response.status()),
+            Ok(Err(error)) => panic!("the WebSocket upgrade failed: {error}"),
+        }
+    }
+
+    /// Opens a socket for `session` from the server's own origin, `?after=`
+    /// when given, without reading anything yet.
+    pub async fn connect_after(&self, session: &Session, after: Option<i64>) -> Client {
+        let query = after.map(|id| format!("?after={id}")).unwrap_or_default();
+        let origin = self.origin();
+        match self
+            .try_connect(&query, Some(&session.cookie), Some(&origin))
+            .await
+        {
+            Ok(client) => client,
+            Err(status) => panic!(
+                "the upgrade for {} was refused with {status}",
+                session.username
+            ),
+        }
+    }
+
+    pub async fn connect(&self, session: &Session) -> Client {
+        self.connect_after(session, None).await
+    }
+
+    /// Opens a socket and reads its `welcome`.
+    pub async fn join(&self, session: &Session) -> (Client, Welcome) {
+        let mut client = self.connect(session).await;
+        let welcome = client.welcome().await;
+        (client, welcome)
+    }
+
+    /// Opens a socket with `?after=ID` and reads its `welcome`.
+    pub async fn resume(&self, session: &Session, after: i64) -> (Client, Welcome) {
+        let mut client = self.connect_after(session, Some(after)).await;
+        let welcome = client.welcome().await;
+        (client, welcome)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// `chat_session=<token>` from a response's `Set-Cookie`, if it starts a session.
+pub fn session_cookie(response: &reqwest::Response) -> Option<String> {
+    set_cookie(response)
+        .map(|value| {
+            value
+                .split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_string()
+        })
+        .filter(|pair| pair.len() > "chat_session=".len())
+}
+
+/// The full `Set-Cookie` value for the session cookie, if any.
+pub fn set_cookie(response: &reqwest::Response) -> Option<String> {
+    response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .find(|value| value.trim_start().starts_with("chat_session="))
+        .map(str::to_string)
+}
+
+/// A header as text, or "" when absent.
+pub fn header_text(response: &reqwest::Response, name: header::HeaderName) -> String {
+    response
+        .headers()
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The value of an unlabelled Prometheus series in `text`.
+pub fn metric_value(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| {
+            let (series, value) = line.split_once(' ')?;
+            (series == name)
+                .then(|| value.trim().parse().ok())
+                .flatten()
+        })
+}
+
+/// What a socket delivered next.
+#[derive(Debug)]
+pub enum Received {
+    Frame(ServerFrame),
+    /// The server closed the socket (1006: dropped without a close frame).
+    Closed {
+        code: u16,
+        reason: String,
+    },
+    /// Nothing arrived within [`FRAME_TIMEOUT`].
+    Nothing,
+}
+
+/// One WebSocket, read frame by frame.
+pub struct Client {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl Client {
+    /// The next frame or close, skipping pings and pongs.
+    pub async fn receive(&mut self) -> Received {
+        loop {
+            let next = match timeout(FRAME_TIMEOUT, self.ws.next()).await {
+                Err(_) => return Received::Nothing,
+                Ok(next) => next,
+            };
+            match next {
+                Some(Ok(Message::Text(text))) => {
+                    let frame = serde_json::from_str::<ServerFrame>(text.as_str())
+                        .unwrap_or_else(|error| panic!("not a server frame ({error}): {text}"));
+                    return Received::Frame(frame);
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    return match frame {
+                        Some(frame) => Received::Closed {
+                            code: frame.code.into(),
+                            reason: frame.reason.to_string(),
+                        },
+                        None => Received::Closed {
+                            code: 1005,
+                            reason: String::new(),
+                        },
+                    }
+                }
+                Some(Ok(Message::Binary(bytes))) => {
+                    panic!("the server sent a binary frame: {bytes:?}")
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(error)) => {
+                    return Received::Closed {
+                        code: 1006,
+                        reason: error.to_string(),
+                    }
+                }
+                None => {
+                    return Received::Closed {
+                        code: 1006,
+                        reason: "the connection ended without a close frame".into(),
+                    }
+                }
+            }
+        }
+    }
+
+    /// The next frame; fails the test on a timeout or a close.
+    pub async fn next_frame(&mut self) -> ServerFrame {
+        match self.receive().await {
+            Received::Frame(frame) => frame,
+            Received::Closed { code, reason } => {
+                panic!("the socket closed ({code} {reason:?}) while a frame was expected")
+            }
+            Received::Nothing => panic!("no frame within {FRAME_TIMEOUT:?}"),
+        }
+    }
+
+    /// Reads the first frame, which must be `welcome`.
+    pub async fn welcome(&mut self) -> Welcome {
+        match self.next_frame().await {
+            ServerFrame::Welcome {
+                username,
+                online_users,
+                history,
+                complete,
+            } => Welcome {
+                username,
+                online_users,
+                history,
+                complete,
+            },
+            other => panic!("the first frame is not a welcome: {other:?}"),
+        }
+    }
+
+    /// Reads until a frame matches; returns the frames before it and the match.
+    pub async fn frames_until(
+        &mut self,
+        mut pred: impl FnMut(&ServerFrame) -> bool,
+    ) -> (Vec<ServerFrame>, ServerFrame) {
+        let deadline = Instant::now() + CONDITION_TIMEOUT;
+        let mut before = Vec::new();
+        loop {
+            assert!(
+                Instant::now() < deadline,
+                "no matching frame within {CONDITION_TIMEOUT:?}; got {before:?}"
+            );
+            match self.receive().await {
+                Received::Frame(frame) if pred(&frame) => return (before, frame),
+                Received::Frame(frame) => before.push(frame),
+                Received::Closed { code, reason } => {
+                    panic!("the socket closed ({code} {reason:?}) before a matching frame; got {before:?}")
+                }
+                Received::Nothing => {
+                    panic!("no matching frame within {FRAME_TIMEOUT:?}; got {before:?}")
+                }
+            }
+        }
+    }
+
+    /// Reads until a frame matches and returns it.
+    pub async fn wait_for(&mut self, pred: impl FnMut(&ServerFrame) -> bool) -> ServerFrame {
+        self.frames_until(pred).await.1
+    }
+
+    /// Waits for the `message` frame carrying `text`.
+    pub async fn wait_for_message(&mut self, text: &str) -> ChatMessage {
+        match self
+            .wait_for(|frame| matches!(frame, ServerFrame::Message(m) if m.message == text))
+            .await
+        {
+            ServerFrame::Message(message) => message,
+            _ => unreachable!("the predicate only matches messages"),
+        }
+    }
+
+    /// Waits for the `ack` of `client_id` and returns its message id.
+    pub async fn wait_for_ack(&mut self, client_id: &str) -> i64 {
+        match self
+            .wait_for(
+                |frame| matches!(frame, ServerFrame::Ack { client_id: c, .. } if c == client_id),
+            )
+            .await
+        {
+            ServerFrame::Ack { id, .. } => id,
+            _ => unreachable!("the predicate only matches acks"),
+        }
+    }
+
+    /// Reads until the server closes the socket; returns the close code, the
+    /// reason and the frames that came first.
+    pub async fn expect_close_with_frames(&mut self) -> (u16, String, Vec<ServerFrame>) {
+        let mut before = Vec::new();
+        let deadline = Instant::now() + CONDITION_TIMEOUT;
+        loop {
+            assert!(
+                Instant::now() < deadline,
+                "the socket stayed open; got {before:?}"
+            );
+            match self.receive().await {
+                Received::Frame(frame) => before.push(frame),
+                Received::Closed { code, reason } => return (code, reason, before),
+                Received::Nothing => {
+                    panic!("the socket stayed open for {FRAME_TIMEOUT:?}; got {before:?}")
+                }
+            }
+        }
+    }
+
+    /// Reads until the server closes the socket and returns the close code.
+    pub async fn expect_close(&mut self) -> u16 {
+        self.expect_close_with_frames().await.0
+    }
+
+    pub async fn send_text(&mut self, text: impl Into<String>) {
+        self.ws
+            .send(Message::text(text.into()))
+            .await
+            .expect("the frame goes out");
+    }
+
+    pub async fn send_json(&mut self, value: serde_json::Value) {
+        self.send_text(value.to_string()).await;
+    }
+
+    /// Sends a chat message without a `client_id`.
+    pub async fn say(&mut self, text: &str) {
+        self.send_json(serde_json::json!({ "type": "message", "message": text }))
+            .await;
+    }
+
+    /// Sends a chat message with a `client_id`.
+    pub async fn say_with_id(&mut self, text: &str, client_id: &str) {
+        self.send_json(
+            serde_json::json!({ "type": "message", "message": text, "client_id": client_id }),
+        )
+        .await;
+    }
+
+    /// Sends a message with a `client_id` and waits for its ack: the message id.
+    pub async fn post(&mut self, text: &str, client_id: &str) -> i64 {
+        self.say_with_id(text, client_id).await;
+        self.wait_for_ack(client_id).await
+    }
+
+    pub async fn send_binary(&mut self, bytes: Vec<u8>) {
+        self.ws
+            .send(Message::binary(bytes))
+            .await
+            .expect("the frame goes out");
+    }
+
+    /// Closes from the client's side and waits for the server's answer, so
+    /// the server has seen the close when this returns.
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+        let deadline = Instant::now() + CONDITION_TIMEOUT;
+        while Instant::now() < deadline {
+            match timeout(FRAME_TIMEOUT, self.ws.next()).await {
+                Ok(Some(Ok(_))) => continue,
+                _ => return,
+            }
+        }
+    }
+}

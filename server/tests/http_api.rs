@@ -1,0 +1,554 @@
+//! The HTTP surface as a browser or a script sees it: logins and names,
+//! pages and redirects, the JSON API, health, metrics and headers.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use app::protocol::ChatMessage;
+use common::{header_text, metric_value, session_cookie, set_cookie, TestServer};
+use http::{header, StatusCode};
+use serde_json::json;
+
+/// Everything after `name=` in a `Set-Cookie` value, as attribute names.
+fn cookie_attributes(set_cookie: &str) -> Vec<String> {
+    set_cookie
+        .split(';')
+        .skip(1)
+        .map(|attribute| attribute.trim().to_ascii_lowercase())
+        .collect()
+}
+
+/// Asserts a 422 with exactly `{"error": "<something>"}`; returns the message.
+async fn refused_as_json(response: reqwest::Response, what: &str) -> String {
+    assert_eq!(
+        response.status(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{what}"
+    );
+    assert!(
+        session_cookie(&response).is_none(),
+        "{what}: no session for a refused name"
+    );
+    let body: serde_json::Value = response.json().await.expect("a JSON error body");
+    let object = body.as_object().expect("the error body is an object");
+    assert_eq!(object.len(), 1, "{what}: only an error key, got {body}");
+    let message = object["error"].as_str().expect("the error is a string");
+    assert!(
+        !message.trim().is_empty(),
+        "{what}: the error says what is wrong"
+    );
+    message.to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_taken_name_gets_the_next_number() {
+    let server = TestServer::start().await;
+    let mut names = Vec::new();
+    for _ in 0..3 {
+        names.push(server.login("John").await.username);
+    }
+    assert_eq!(names, ["John", "John1", "John2"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_people_logging_in_as_john_at_once_all_get_different_names() {
+    let server = TestServer::start().await;
+    let logins = (0..20).map(|_| server.login("John"));
+    let names: Vec<String> = futures::future::join_all(logins)
+        .await
+        .into_iter()
+        .map(|session| session.username)
+        .collect();
+    let distinct: BTreeSet<&str> = names.iter().map(String::as_str).collect();
+    assert_eq!(
+        distinct.len(),
+        20,
+        "every login got its own name: {names:?}"
+    );
+    let expected: BTreeSet<String> = std::iter::once("John".to_string())
+        .chain((1..20).map(|n| format!("John{n}")))
+        .collect();
+    let got: BTreeSet<String> = names.into_iter().collect();
+    assert_eq!(got, expected, "the first twenty free names");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_are_unique_whatever_their_case() {
+    let server = TestServer::start().await;
+    assert_eq!(server.login("John").await.username, "John");
+    assert_eq!(server.login("john").await.username, "john1");
+    assert_eq!(server.login("JOHN").await.username, "JOHN2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_names_are_refused_with_422_and_a_message() {
+    let server = TestServer::start().await;
+    let refused = [
+        ("empty", String::new()),
+        ("spaces only", "     ".to_string()),
+        ("33 characters", "a".repeat(33)),
+        ("10,000 characters", "a".repeat(10_000)),
+        ("markup", "<b>x</b>".to_string()),
+        ("a control character", "bell\u{7}".to_string()),
+        ("a bidi override", "evil\u{202E}txt".to_string()),
+        ("a zero-width space", "zero\u{200B}width".to_string()),
+    ];
+    for (what, name) in refused {
+        refused_as_json(server.login_json(&name).await, what).await;
+    }
+    // The rules refuse only what they should.
+    assert_eq!(server.login(&"a".repeat(32)).await.username, "a".repeat(32));
+    assert_eq!(
+        server.login("Zoë Ana-María j.r_2").await.username,
+        "Zoë Ana-María j.r_2"
+    );
+    assert_eq!(server.login("  Padded  ").await.username, "Padded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_form_login_redirects_to_the_chat_with_a_session_cookie() {
+    let server = TestServer::start().await;
+    let response = server.login_form("username=John").await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(header_text(&response, header::LOCATION), "/chat/");
+    let set_cookie = set_cookie(&response).expect("the login sets the session cookie");
+    let attributes = cookie_attributes(&set_cookie);
+    assert!(attributes.contains(&"httponly".to_string()), "{set_cookie}");
+    assert!(
+        attributes.contains(&"samesite=lax".to_string()),
+        "{set_cookie}"
+    );
+    let cookie = session_cookie(&response).expect("a session token");
+
+    let chat = server.get("/chat/", Some(&cookie)).await;
+    assert_eq!(
+        chat.status(),
+        StatusCode::OK,
+        "the cookie opens the chat page"
+    );
+    let (mut socket, welcome) = server
+        .join(&common::Session {
+            username: "John".into(),
+            cookie,
+        })
+        .await;
+    assert_eq!(welcome.username, "John");
+    socket.say("hello from a form login").await;
+    assert_eq!(
+        socket
+            .wait_for_message("hello from a form login")
+            .await
+            .username,
+        "John"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_form_login_shows_the_form_again_without_echoing_markup() {
+    let server = TestServer::start().await;
+    let name = "<script>alert(1)</script>";
+    let expected = refused_as_json(server.login_json(name).await, "markup as JSON").await;
+
+    let body = format!("username={}", url_encode(name));
+    let response = server.login_form(body).await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(session_cookie(&response).is_none());
+    assert!(
+        header_text(&response, header::CONTENT_TYPE).starts_with("text/html"),
+        "the answer is a page"
+    );
+    let page = response.text().await.expect("the page");
+    assert!(page.contains("<form"), "the form is there to try again");
+    assert!(
+        page.contains("action=\"/api/login\""),
+        "the form posts to the login"
+    );
+    assert!(
+        page.contains("name=\"username\""),
+        "the form has the name field"
+    );
+    assert!(
+        page.contains(&expected),
+        "the page says what is wrong: {expected}"
+    );
+    assert!(
+        !page.contains("<script"),
+        "the typed markup is never markup: {page}"
+    );
+    assert!(
+        page.contains("&lt;script&gt;"),
+        "the typed name comes back escaped"
+    );
+
+    let breakout = "\"><img src=x onerror=alert(1)>";
+    let response = server
+        .login_form(format!("username={}", url_encode(breakout)))
+        .await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let page = response.text().await.expect("the page");
+    assert!(!page.contains("<img"), "no attribute breakout: {page}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_form_login_with_invalid_utf8_is_refused_and_the_server_carries_on() {
+    let server = TestServer::start().await;
+    let response = server.login_form("username=%FF%FE%C3").await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(session_cookie(&response).is_none());
+    let response = server.login_form(b"username=J\xFFohn".to_vec()).await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(server.get("/healthz", None).await.status(), StatusCode::OK);
+    assert_eq!(server.login("John").await.username, "John");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn online_users_lists_each_connected_user_once_sorted() {
+    let server = TestServer::start().await;
+    let zed = server.login("Zed").await;
+    let alice = server.login("Alice").await;
+    let mia = server.login("Mia").await;
+    let lurker = server.login("Lurker").await;
+    let (_zed_socket, _) = server.join(&zed).await;
+    let (_alice_tab1, _) = server.join(&alice).await;
+    let (_alice_tab2, _) = server.join(&alice).await;
+    let (_alice_tab3, _) = server.join(&alice).await;
+    let (_mia_socket, _) = server.join(&mia).await;
+
+    let response = server.get("/get_online_users/", Some(&lurker.cookie)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(header_text(&response, header::CONTENT_TYPE).starts_with("application/json"));
+    let body: serde_json::Value = response.json().await.expect("JSON");
+    assert_eq!(body, json!({ "online_users": ["Alice", "Mia", "Zed"] }));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn online_users_needs_a_session() {
+    let server = TestServer::start().await;
+    assert_eq!(
+        server.get("/get_online_users/", None).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        server
+            .get("/get_online_users/", Some("chat_session=not-a-session"))
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_send_people_where_they_belong() {
+    let server = TestServer::start().await;
+    let home = server.get("/", None).await;
+    assert_eq!(home.status(), StatusCode::OK);
+    let page = home.text().await.expect("the login page");
+    assert!(
+        page.contains("<form") && page.contains("name=\"username\""),
+        "the login form"
+    );
+
+    let chat = server.get("/chat/", None).await;
+    assert_eq!(chat.status(), StatusCode::SEE_OTHER);
+    assert_eq!(header_text(&chat, header::LOCATION), "/");
+
+    let john = server.login("John").await;
+    let home = server.get("/", Some(&john.cookie)).await;
+    assert_eq!(home.status(), StatusCode::SEE_OTHER);
+    assert_eq!(header_text(&home, header::LOCATION), "/chat/");
+    assert_eq!(
+        server.get("/chat/", Some(&john.cookie)).await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn older_history_comes_in_pages_below_an_id() {
+    let server = TestServer::start_with(|config| {
+        config.rate_per_sec = 10_000.0;
+        config.rate_burst = 10_000.0;
+    })
+    .await;
+    let john = server.login("John").await;
+    let (mut socket, _) = server.join(&john).await;
+    let mut ids = Vec::new();
+    for n in 0..120 {
+        socket
+            .say_with_id(&format!("message {n}"), &format!("c{n}"))
+            .await;
+    }
+    for n in 0..120 {
+        ids.push(socket.wait_for_ack(&format!("c{n}")).await);
+    }
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "ids increase in sending order"
+    );
+
+    let before = ids[80];
+    let page = server
+        .history(&john.cookie, &format!("before={before}&limit=10"))
+        .await;
+    assert_eq!(page.iter().map(|m| m.id).collect::<Vec<_>>(), ids[70..80]);
+    let texts: Vec<&str> = page.iter().map(|m| m.message.as_str()).collect();
+    assert_eq!(texts.first(), Some(&"message 70"));
+    assert_eq!(texts.last(), Some(&"message 79"), "newest last");
+    assert!(page.iter().all(|m| m.username == "John"));
+
+    let default = server
+        .history(&john.cookie, &format!("before={}", ids[119]))
+        .await;
+    assert_eq!(
+        default.iter().map(|m| m.id).collect::<Vec<_>>(),
+        ids[69..119],
+        "50 by default"
+    );
+
+    let capped = server
+        .history(&john.cookie, &format!("before={}&limit=500", ids[119]))
+        .await;
+    assert_eq!(capped.len(), 100, "at most 100");
+    assert_eq!(
+        capped.iter().map(|m| m.id).collect::<Vec<_>>(),
+        ids[19..119]
+    );
+    assert!(capped.iter().all(|m: &ChatMessage| m.id < ids[119]));
+
+    assert!(server
+        .history(&john.cookie, &format!("before={}", ids[0]))
+        .await
+        .is_empty());
+
+    assert_eq!(
+        server
+            .get(&format!("/api/messages?before={before}&limit=10"), None)
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_answers_200() {
+    let server = TestServer::start().await;
+    assert_eq!(server.get("/healthz", None).await.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_list_every_series_from_the_start_and_move() {
+    let server = TestServer::start().await;
+    let names = [
+        "chat_connections",
+        "chat_users_online",
+        "chat_messages_total",
+        "chat_deliveries_total",
+        "chat_dropped_clients_total",
+    ];
+    let text = server.metrics().await;
+    for name in names {
+        assert_eq!(
+            metric_value(&text, name),
+            Some(0.0),
+            "{name} is 0 at the start:\n{text}"
+        );
+    }
+
+    let john = server.login("John").await;
+    let (mut socket, _) = server.join(&john).await;
+    socket.post("counted", "c1").await;
+    let text = server.metrics().await;
+    assert_eq!(metric_value(&text, "chat_connections"), Some(1.0), "{text}");
+    assert_eq!(
+        metric_value(&text, "chat_users_online"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        metric_value(&text, "chat_messages_total"),
+        Some(1.0),
+        "{text}"
+    );
+    assert!(
+        metric_value(&text, "chat_deliveries_total").unwrap_or(0.0) >= 1.0,
+        "{text}"
+    );
+}
+
+/// The nonce a `script-src` names, if any.
+fn script_nonce(policy: &str) -> Option<String> {
+    let script_src = policy
+        .split(';')
+        .map(str::trim)
+        .find(|directive| directive.starts_with("script-src"))?;
+    script_src
+        .split_whitespace()
+        .find_map(|source| source.strip_prefix("'nonce-"))
+        .and_then(|rest| rest.strip_suffix('\''))
+        .map(str::to_string)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_carry_the_security_headers() {
+    let server = TestServer::start().await;
+    let john = server.login("John").await;
+    let mut nonces = BTreeSet::new();
+    for (path, cookie) in [
+        ("/", None),
+        ("/", None),
+        ("/chat/", Some(john.cookie.as_str())),
+    ] {
+        let response = server.get(path, cookie).await;
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        let policy = header_text(&response, header::CONTENT_SECURITY_POLICY);
+        let script_src = policy
+            .split(';')
+            .map(str::trim)
+            .find(|directive| directive.starts_with("script-src"))
+            .unwrap_or_else(|| panic!("{path}: no script-src in {policy:?}"));
+        assert!(script_src.contains("'self'"), "{script_src}");
+        assert!(script_src.contains("'wasm-unsafe-eval'"), "{script_src}");
+        assert!(!policy.contains("'unsafe-inline'"), "{policy}");
+        let nonce =
+            script_nonce(&policy).unwrap_or_else(|| panic!("{path}: no nonce in {policy:?}"));
+        assert!(
+            nonce.len() >= 16,
+            "a nonce long enough not to guess: {nonce}"
+        );
+        nonces.insert(nonce.clone());
+        assert!(
+            policy
+                .split(';')
+                .any(|d| d.trim() == "frame-ancestors 'none'"),
+            "{path}: {policy}"
+        );
+        assert_eq!(
+            header_text(&response, header::X_CONTENT_TYPE_OPTIONS),
+            "nosniff"
+        );
+        assert!(
+            !header_text(&response, header::REFERRER_POLICY).is_empty(),
+            "{path}: a Referrer-Policy"
+        );
+        let page = response.text().await.expect("the page");
+        for tag in page.split("<script").skip(1) {
+            let open_tag = tag.split('>').next().unwrap_or_default();
+            assert!(
+                open_tag.contains(&format!("nonce=\"{nonce}\"")),
+                "{path}: every script carries this response's nonce: <script{open_tag}>"
+            );
+        }
+    }
+    assert_eq!(nonces.len(), 3, "a fresh nonce per response");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_from_a_foreign_origin_is_refused() {
+    let server = TestServer::start().await;
+    let response = server
+        .http()
+        .post(server.url("/api/login"))
+        .header(header::ORIGIN, "http://evil.example")
+        .json(&json!({ "username": "John" }))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(session_cookie(&response).is_none());
+
+    let response = server
+        .http()
+        .post(server.url("/api/login"))
+        .header(header::ORIGIN, server.origin())
+        .json(&json!({ "username": "John" }))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "the server's own origin may post"
+    );
+    let john = session_cookie(&response).expect("a session");
+    let body: serde_json::Value = response.json().await.expect("JSON");
+    assert_eq!(body["username"], "John", "the refused login held no name");
+
+    let response = server
+        .http()
+        .post(server.url("/api/logout"))
+        .header(header::ORIGIN, "http://evil.example")
+        .header(header::COOKIE, &john)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body("{}")
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        server.get("/get_online_users/", Some(&john)).await.status(),
+        StatusCode::OK,
+        "a forged logout ends nothing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_ends_the_session_everywhere() {
+    let server = TestServer::start().await;
+    let john = server.login("John").await;
+    assert_eq!(
+        server
+            .get("/get_online_users/", Some(&john.cookie))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+
+    let response = server.logout(&john.cookie).await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+
+    assert_eq!(
+        server
+            .get("/get_online_users/", Some(&john.cookie))
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        server
+            .get("/api/messages", Some(&john.cookie))
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let chat = server.get("/chat/", Some(&john.cookie)).await;
+    assert_eq!(chat.status(), StatusCode::SEE_OTHER);
+    assert_eq!(header_text(&chat, header::LOCATION), "/");
+    let origin = server.origin();
+    let upgrade = server
+        .try_connect("", Some(&john.cookie), Some(&origin))
+        .await;
+    assert_eq!(upgrade.err(), Some(StatusCode::UNAUTHORIZED));
+
+    assert_eq!(
+        server.logout(&john.cookie).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        server.login("John").await.username,
+        "John",
+        "the name is free again"
+    );
+}
+
+/// Percent-encodes everything but ASCII letters and digits.
+fn url_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
