@@ -153,6 +153,8 @@ pub struct Connections {
     entries: Mutex<HashMap<ConnId, Entry>>,
     next: AtomicU64,
     metrics: Arc<Metrics>,
+    /// Signalled whenever the last socket goes away.
+    emptied: Notify,
 }
 
 impl Connections {
@@ -161,6 +163,7 @@ impl Connections {
             entries: Mutex::new(HashMap::new()),
             next: AtomicU64::new(1),
             metrics,
+            emptied: Notify::new(),
         }
     }
 
@@ -177,9 +180,28 @@ impl Connections {
     }
 
     pub fn remove(&self, id: ConnId) {
-        if self.entries().remove(&id).is_some() {
+        let mut entries = self.entries();
+        if entries.remove(&id).is_some() {
             self.metrics.connections.fetch_sub(1, Relaxed);
         }
+        if entries.is_empty() {
+            self.emptied.notify_waiters();
+        }
+    }
+
+    /// Waits (at most `limit`) until every socket has gone, so their close
+    /// frames are out before the process exits.
+    pub async fn drained(&self, limit: std::time::Duration) {
+        let wait = async {
+            loop {
+                let emptied = self.emptied.notified();
+                if self.is_empty() {
+                    return;
+                }
+                emptied.await;
+            }
+        };
+        let _ = tokio::time::timeout(limit, wait).await;
     }
 
     /// Offers one frame to every socket; counts deliveries and drops.

@@ -26,6 +26,9 @@ use tokio::{net::TcpListener, sync::Semaphore};
 
 use crate::{config::Config, hub::Hub, routes::AppState};
 
+/// How long shutdown waits for sockets to take their close frames.
+const SOCKETS_CLOSE_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Serves on `listener` until `shutdown` resolves, then closes every socket
 /// with 1001, stores every message already accepted, and returns.
 pub async fn serve(
@@ -63,6 +66,7 @@ pub async fn serve(
         .await
         .context("serving")?;
     hub.shut_down();
+    hub.connections().drained(SOCKETS_CLOSE_WITHIN).await;
     writer.await.context("the message writer failed")?;
     tracing::info!("all accepted messages stored; bye");
     Ok(())

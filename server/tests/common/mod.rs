@@ -177,15 +177,7 @@ impl TestServer {
 
     /// Logs in with JSON and expects success.
     pub async fn login(&self, username: &str) -> Session {
-        let response = self.login_json(username).await;
-        assert_eq!(response.status(), StatusCode::OK, "login as {username:?}");
-        let cookie = session_cookie(&response).expect("the login sets the session cookie");
-        let body: serde_json::Value = response.json().await.expect("a JSON login answer");
-        let username = body["username"]
-            .as_str()
-            .expect("the login answer names the user")
-            .to_string();
-        Session { username, cookie }
+        login_at(&self.http, self.addr, username).await
     }
 
     /// `POST /api/logout` as JSON, whatever the answer.
@@ -286,24 +278,9 @@ impl TestServer {
         cookie: Option<&str>,
         origin: Option<&str>,
     ) -> Result<Client, StatusCode> {
-        let url = format!("ws://{}/ws/chat/{query}", self.addr);
-        let mut request = url.into_client_request().expect("a WebSocket request");
-        let headers = request.headers_mut();
-        if let Some(cookie) = cookie {
-            headers.insert(
-                header::COOKIE,
-                HeaderValue::from_str(cookie).expect("a cookie header"),
-            );
-        }
-        if let Some(origin) = origin {
-            headers.insert(
-                header::ORIGIN,
-                HeaderValue::from_str(origin).expect("an origin header"),
-            );
-        }
-        match timeout(FRAME_TIMEOUT, tokio_tungstenite::connect_async(request)).await {
+        match timeout(FRAME_TIMEOUT, open_socket(self.addr, query, cookie, origin)).await {
             Err(_) => panic!("the WebSocket upgrade timed out"),
-            Ok(Ok((ws, _))) => Ok(Client { ws }),
+            Ok(Ok(client)) => Ok(client),
             Ok(Err(tungstenite::Error::Http(response))) => Err(response.status()),
             Ok(Err(error)) => panic!("the WebSocket upgrade failed: {error}"),
         }
@@ -411,6 +388,50 @@ pub enum Received {
     },
     /// Nothing arrived within [`FRAME_TIMEOUT`].
     Nothing,
+}
+
+/// Opens `ws://{addr}/ws/chat/{query}` with an optional cookie and `Origin`.
+pub async fn open_socket(
+    addr: SocketAddr,
+    query: &str,
+    cookie: Option<&str>,
+    origin: Option<&str>,
+) -> Result<Client, tungstenite::Error> {
+    let url = format!("ws://{addr}/ws/chat/{query}");
+    let mut request = url.into_client_request()?;
+    let headers = request.headers_mut();
+    if let Some(cookie) = cookie {
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_str(cookie).expect("a cookie header"),
+        );
+    }
+    if let Some(origin) = origin {
+        headers.insert(
+            header::ORIGIN,
+            HeaderValue::from_str(origin).expect("an origin header"),
+        );
+    }
+    let (ws, _) = tokio_tungstenite::connect_async(request).await?;
+    Ok(Client { ws })
+}
+
+/// Logs in with JSON at `addr`; the name given and the cookie.
+pub async fn login_at(http: &reqwest::Client, addr: SocketAddr, username: &str) -> Session {
+    let response = http
+        .post(format!("http://{addr}/api/login"))
+        .json(&serde_json::json!({ "username": username }))
+        .send()
+        .await
+        .expect("the server answers");
+    assert_eq!(response.status(), StatusCode::OK, "login as {username:?}");
+    let cookie = session_cookie(&response).expect("the login sets the session cookie");
+    let body: serde_json::Value = response.json().await.expect("a JSON login answer");
+    let username = body["username"]
+        .as_str()
+        .expect("the login answer names the user")
+        .to_string();
+    Session { username, cookie }
 }
 
 /// One WebSocket, read frame by frame.
@@ -570,6 +591,11 @@ impl Client {
     /// Reads until the server closes the socket and returns the close code.
     pub async fn expect_close(&mut self) -> u16 {
         self.expect_close_with_frames().await.0
+    }
+
+    /// Sends a text frame; false if the socket is already gone.
+    pub async fn try_send_text(&mut self, text: impl Into<String>) -> bool {
+        self.ws.send(Message::text(text.into())).await.is_ok()
     }
 
     pub async fn send_text(&mut self, text: impl Into<String>) {

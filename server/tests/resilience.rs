@@ -1,0 +1,518 @@
+//! Nothing lost, nothing twice: clients whose connections are cut at random,
+//! a server restarted mid-stream, a peer that goes silent, a reader that
+//! cannot keep up. Each test prints the figures it measured.
+
+mod common;
+
+use std::{
+    collections::{HashMap, VecDeque},
+    net::SocketAddr,
+    sync::{
+        atomic::{AtomicUsize, Ordering::Relaxed},
+        Arc,
+    },
+    time::Duration,
+};
+
+use app::protocol::ServerFrame;
+use common::{login_at, open_socket, Client, Received, Session, TestServer};
+use tokio::{
+    process::{Child, Command},
+    sync::Barrier,
+    time::{timeout, Instant},
+};
+
+/// How long a whole scenario may take before the test fails.
+const SCENARIO_TIMEOUT: Duration = Duration::from_secs(180);
+/// Pause between two attempts to reach a server that is restarting.
+const RETRY_EVERY: Duration = Duration::from_millis(25);
+
+/// A small deterministic generator (xorshift64*): the same cuts on every run.
+struct Dice(u64);
+
+impl Dice {
+    fn roll(&mut self, sides: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % sides
+    }
+}
+
+/// What one client does.
+struct Plan {
+    addr: SocketAddr,
+    session: Session,
+    /// Messages this client sends (`None`: it only reads).
+    sends: Option<Sends>,
+    /// Cut the connection after a frame with a chance of one in this many.
+    cut_one_in: Option<u64>,
+    seed: u64,
+    /// Messages the room will hold in the end.
+    total: usize,
+    /// Everyone is connected before anyone sends.
+    start: Arc<Barrier>,
+    /// Acknowledged messages, across all senders.
+    acked: Arc<AtomicUsize>,
+}
+
+struct Sends {
+    sender: usize,
+    count: usize,
+    /// Unacknowledged messages kept in flight.
+    window: usize,
+}
+
+/// What one client saw.
+#[derive(Debug, Default)]
+struct Tally {
+    /// Message ids in the order they arrived (history and live).
+    ids: Vec<i64>,
+    /// `client_id` to the id its ack gave.
+    acks: HashMap<String, i64>,
+    cuts: usize,
+    reconnects: usize,
+    close_codes: Vec<u16>,
+}
+
+impl Tally {
+    fn record(&mut self, id: i64) {
+        if let Some(&last) = self.ids.last() {
+            assert!(
+                id > last,
+                "message {id} arrived after {last}: out of order or twice"
+            );
+        }
+        self.ids.push(id);
+    }
+}
+
+fn message_frame(text: &str, client_id: &str) -> String {
+    serde_json::json!({ "type": "message", "message": text, "client_id": client_id }).to_string()
+}
+
+/// Connects with `?after=`, retrying while the server is down.
+async fn reconnect(addr: SocketAddr, session: &Session, after: i64) -> Client {
+    let origin = format!("http://{addr}");
+    let deadline = Instant::now() + SCENARIO_TIMEOUT;
+    loop {
+        match open_socket(
+            addr,
+            &format!("?after={after}"),
+            Some(&session.cookie),
+            Some(&origin),
+        )
+        .await
+        {
+            Ok(client) => return client,
+            Err(error) => {
+                assert!(Instant::now() < deadline, "could not reconnect: {error}");
+                tokio::time::sleep(RETRY_EVERY).await;
+            }
+        }
+    }
+}
+
+/// A client that keeps going whatever happens to its connection: it resumes
+/// after the last id it has and resends what was not acknowledged, like the
+/// browser client does.
+async fn run_client(plan: Plan) -> Tally {
+    let mut dice = Dice(plan.seed | 1);
+    let mut tally = Tally::default();
+    let mut pending: VecDeque<(String, String)> = VecDeque::new();
+    let mut next = 0;
+    let mut started = false;
+    loop {
+        let after = tally.ids.last().copied().unwrap_or(0);
+        let mut client = reconnect(plan.addr, &plan.session, after).await;
+        match client.receive().await {
+            Received::Frame(ServerFrame::Welcome { history, .. }) => {
+                for message in history {
+                    tally.record(message.id);
+                }
+            }
+            Received::Frame(other) => panic!("the first frame is not a welcome: {other:?}"),
+            // The server went away between the upgrade and the welcome.
+            Received::Closed { code, .. } => {
+                tally.close_codes.push(code);
+                continue;
+            }
+            Received::Nothing => panic!("no welcome"),
+        }
+        if !started {
+            plan.start.wait().await;
+            started = true;
+        } else {
+            tally.reconnects += 1;
+        }
+        for (client_id, text) in &pending {
+            client.try_send_text(message_frame(text, client_id)).await;
+        }
+        loop {
+            if let Some(sends) = &plan.sends {
+                while pending.len() < sends.window && next < sends.count {
+                    let client_id = format!("s{}-{next}", sends.sender);
+                    let text = format!("message {next} from sender {}", sends.sender);
+                    client.try_send_text(message_frame(&text, &client_id)).await;
+                    pending.push_back((client_id, text));
+                    next += 1;
+                }
+            }
+            let sent_all = plan
+                .sends
+                .as_ref()
+                .is_none_or(|s| next == s.count && pending.is_empty());
+            if tally.ids.len() == plan.total && sent_all {
+                return tally;
+            }
+            match client.receive().await {
+                Received::Frame(ServerFrame::Message(message)) => tally.record(message.id),
+                Received::Frame(ServerFrame::Ack { client_id, id }) => {
+                    if let Some(at) = pending.iter().position(|(c, _)| *c == client_id) {
+                        pending.remove(at);
+                        plan.acked.fetch_add(1, Relaxed);
+                    }
+                    let earlier = tally.acks.insert(client_id, id);
+                    assert!(earlier.is_none_or(|e| e == id), "one client_id, two ids");
+                }
+                Received::Frame(ServerFrame::Error { code, message, .. }) => {
+                    panic!("refused: {code:?} {message}")
+                }
+                Received::Frame(_) => {}
+                Received::Closed { code, .. } => {
+                    tally.close_codes.push(code);
+                    break;
+                }
+                Received::Nothing => panic!("the stream stalled with {} messages", tally.ids.len()),
+            }
+            if plan.cut_one_in.is_some_and(|n| dice.roll(n) == 0) {
+                // Abort: no close frame, the TCP connection just ends.
+                tally.cuts += 1;
+                break;
+            }
+        }
+    }
+}
+
+/// Every message in the store, oldest first, paging back with `before`.
+async fn stored(
+    http: &reqwest::Client,
+    addr: SocketAddr,
+    session: &Session,
+) -> Vec<app::protocol::ChatMessage> {
+    let mut all = Vec::new();
+    let mut before: Option<i64> = None;
+    loop {
+        let query = match before {
+            Some(id) => format!("?before={id}&limit=100"),
+            None => "?limit=100".to_string(),
+        };
+        let page: app::protocol::MessagePage = http
+            .get(format!("http://{addr}/api/messages{query}"))
+            .header(http::header::COOKIE, &session.cookie)
+            .send()
+            .await
+            .expect("the server answers")
+            .json()
+            .await
+            .expect("a page of messages");
+        let Some(first) = page.messages.first() else {
+            break;
+        };
+        before = Some(first.id);
+        let mut page = page.messages;
+        page.append(&mut all);
+        all = page;
+    }
+    all
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cut_connections_lose_nothing_and_repeat_nothing() {
+    const CLIENTS: usize = 20;
+    const SENDERS: usize = 4;
+    const PER_SENDER: usize = 500;
+    const TOTAL: usize = SENDERS * PER_SENDER;
+
+    let server = TestServer::start_with(|config| {
+        config.rate_per_sec = 1_000_000.0;
+        config.rate_burst = 1_000_000.0;
+    })
+    .await;
+    let start = Arc::new(Barrier::new(CLIENTS));
+    let acked = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for n in 0..CLIENTS {
+        let session = server.login(&format!("client{n}")).await;
+        let plan = Plan {
+            addr: server.addr(),
+            session,
+            sends: (n < SENDERS).then_some(Sends {
+                sender: n,
+                count: PER_SENDER,
+                window: 25,
+            }),
+            cut_one_in: Some(150),
+            seed: 0x9E37_79B9_7F4A_7C15 ^ n as u64,
+            total: TOTAL,
+            start: start.clone(),
+            acked: acked.clone(),
+        };
+        tasks.push(tokio::spawn(run_client(plan)));
+    }
+    let tallies = timeout(SCENARIO_TIMEOUT, futures::future::join_all(tasks))
+        .await
+        .expect("every client finishes");
+    let tallies: Vec<Tally> = tallies
+        .into_iter()
+        .map(|t| t.expect("a client task"))
+        .collect();
+
+    let reader = server.login("auditor").await;
+    let store = stored(server.http(), server.addr(), &reader).await;
+    let store_ids: Vec<i64> = store.iter().map(|m| m.id).collect();
+    let mut texts: Vec<&str> = store.iter().map(|m| m.message.as_str()).collect();
+    texts.sort_unstable();
+    texts.dedup();
+    assert_eq!(store.len(), TOTAL, "the store holds each message once");
+    assert_eq!(texts.len(), TOTAL, "no text is stored twice");
+
+    let mut delivered = 0;
+    for (n, tally) in tallies.iter().enumerate() {
+        assert_eq!(
+            tally.ids, store_ids,
+            "client {n} has exactly the stored messages, in order"
+        );
+        delivered += tally.ids.len();
+    }
+    let acks: HashMap<&String, i64> = tallies
+        .iter()
+        .flat_map(|t| t.acks.iter().map(|(c, id)| (c, *id)))
+        .collect();
+    assert_eq!(acks.len(), TOTAL, "every message was acknowledged");
+    assert!(
+        acks.values().all(|id| store_ids.binary_search(id).is_ok()),
+        "every ack names a stored message"
+    );
+
+    let cuts: usize = tallies.iter().map(|t| t.cuts).sum();
+    let reconnects: usize = tallies.iter().map(|t| t.reconnects).sum();
+    assert!(
+        cuts >= CLIENTS,
+        "the connections were really cut ({cuts} cuts)"
+    );
+    eprintln!(
+        "fault test: {CLIENTS} clients, {TOTAL} messages sent, {delivered} delivered \
+         (expected {}), 0 lost, 0 duplicated, {cuts} connections cut, {reconnects} resumes",
+        CLIENTS * TOTAL
+    );
+}
+
+/// The server binary as a child process, for a real SIGTERM.
+struct Process {
+    child: Child,
+}
+
+impl Process {
+    async fn start(addr: SocketAddr, database: &str) -> Self {
+        let child = Command::new(env!("CARGO_BIN_EXE_server"))
+            .env("BIND", addr.to_string())
+            .env("DATABASE_URL", database)
+            .env("RATE_PER_SEC", "1000000")
+            .env("RATE_BURST", "1000000")
+            .env("RUST_LOG", "warn")
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the server binary starts");
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + SCENARIO_TIMEOUT;
+        loop {
+            if let Ok(response) = http.get(format!("http://{addr}/healthz")).send().await {
+                if response.status().is_success() {
+                    break;
+                }
+            }
+            assert!(Instant::now() < deadline, "the server never became healthy");
+            tokio::time::sleep(RETRY_EVERY).await;
+        }
+        Self { child }
+    }
+
+    /// SIGTERM, then the exit status.
+    async fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().expect("a running child");
+        let killed = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .await
+            .expect("kill runs");
+        assert!(killed.success());
+        timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("the server exits after SIGTERM")
+            .expect("an exit status")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_mid_stream_loses_no_acknowledged_message() {
+    const TOTAL: usize = 400;
+    const WATCHERS: usize = 3;
+
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let database = format!("sqlite://{}/chat.db", dir.path().display());
+    let addr = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        probe.local_addr().expect("its address")
+    };
+    let first = Process::start(addr, &database).await;
+    let http = reqwest::Client::new();
+
+    let start = Arc::new(Barrier::new(WATCHERS + 1));
+    let acked = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for n in 0..=WATCHERS {
+        let session = login_at(&http, addr, &format!("person{n}")).await;
+        tasks.push(tokio::spawn(run_client(Plan {
+            addr,
+            session,
+            sends: (n == 0).then_some(Sends {
+                sender: 0,
+                count: TOTAL,
+                window: 10,
+            }),
+            cut_one_in: None,
+            seed: n as u64,
+            total: TOTAL,
+            start: start.clone(),
+            acked: acked.clone(),
+        })));
+    }
+
+    // Mid-stream: some messages acknowledged, more on their way.
+    let deadline = Instant::now() + SCENARIO_TIMEOUT;
+    while acked.load(Relaxed) < TOTAL / 4 {
+        assert!(Instant::now() < deadline, "the sender never got going");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let acked_before = acked.load(Relaxed);
+    let status = first.terminate().await;
+    assert!(
+        status.success(),
+        "SIGTERM ends the server cleanly: {status}"
+    );
+    let _second = Process::start(addr, &database).await;
+
+    let tallies = timeout(SCENARIO_TIMEOUT, futures::future::join_all(tasks))
+        .await
+        .expect("every client finishes");
+    let tallies: Vec<Tally> = tallies
+        .into_iter()
+        .map(|t| t.expect("a client task"))
+        .collect();
+
+    let auditor = login_at(&http, addr, "auditor").await;
+    let store = stored(&http, addr, &auditor).await;
+    let store_ids: Vec<i64> = store.iter().map(|m| m.id).collect();
+    assert_eq!(store.len(), TOTAL, "each message stored once");
+    let acks = &tallies[0].acks;
+    assert_eq!(acks.len(), TOTAL, "every message acknowledged");
+    let lost = acks
+        .values()
+        .filter(|id| store_ids.binary_search(id).is_err())
+        .count();
+    assert_eq!(lost, 0, "no acknowledged message is lost");
+    for (n, tally) in tallies.iter().enumerate() {
+        assert_eq!(
+            tally.ids, store_ids,
+            "person {n} has every message once, in order"
+        );
+    }
+    let going_away = tallies
+        .iter()
+        .filter(|t| t.close_codes.contains(&1001))
+        .count();
+    assert!(
+        going_away > 0,
+        "sockets were closed with 1001: {:?}",
+        tallies.iter().map(|t| &t.close_codes).collect::<Vec<_>>()
+    );
+    eprintln!(
+        "restart test: {TOTAL} messages, SIGTERM after {acked_before} acks, exit {status}, \
+         {going_away} of {} clients saw 1001, 0 acknowledged messages lost",
+        WATCHERS + 1
+    );
+}
+
+#[tokio::test]
+async fn a_silent_peer_is_dropped_and_leaves_the_sidebar() {
+    let server = TestServer::start_with(|config| {
+        config.ping_interval_ms = 50;
+        config.peer_timeout_ms = 300;
+        config.grace_ms = 100;
+    })
+    .await;
+    let watcher = server.login("Watcher").await;
+    let ghost = server.login("Ghost").await;
+    let (mut watching, _) = server.join(&watcher).await;
+    // Ghost connects and then never reads again: it answers no ping.
+    let (_ghost_socket, _) = server.join(&ghost).await;
+    watching
+        .wait_for(|f| matches!(f, ServerFrame::UserJoined { username } if username == "Ghost"))
+        .await;
+    // Meanwhile the watcher keeps reading (and so answers pings) and stays.
+    watching
+        .wait_for(|f| matches!(f, ServerFrame::UserLeft { username } if username == "Ghost"))
+        .await;
+    assert_eq!(server.online_users(&watcher.cookie).await, ["Watcher"]);
+    assert!(server.metric("chat_dropped_clients_total").await >= Some(1.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_that_falls_behind_is_cut_off_and_nobody_else_waits() {
+    const BATCH: usize = 10;
+    const MAX_MESSAGES: usize = 20_000;
+
+    let server = TestServer::start_with(|config| {
+        config.queue_depth = 32;
+        config.rate_per_sec = 1_000_000.0;
+        config.rate_burst = 1_000_000.0;
+    })
+    .await;
+    let slow = server.login("Slow").await;
+    let fast = server.login("Fast").await;
+    let sender = server.login("Sender").await;
+    let (mut slow_socket, _) = server.join(&slow).await;
+    let (mut fast_socket, _) = server.join(&fast).await;
+    let (mut sending, _) = server.join(&sender).await;
+
+    // Big messages fill the slow reader's TCP buffers quickly; then its queue.
+    let body = "x".repeat(1_900);
+    let mut n = 0;
+    while server.metric("chat_dropped_clients_total").await < Some(1.0) {
+        assert!(n < MAX_MESSAGES, "the slow reader was never cut off");
+        for _ in 0..BATCH {
+            sending.say(&format!("{n} {body}")).await;
+            n += 1;
+        }
+        // The sender and the fast reader keep up with every message.
+        let last = format!("{} {body}", n - 1);
+        sending.wait_for_message(&last).await;
+        fast_socket.wait_for_message(&last).await;
+    }
+    // After the cut, the room still flows for everyone else.
+    sending.say("after the cut").await;
+    fast_socket.wait_for_message("after the cut").await;
+    // The slow reader finds, after what was already in its buffers, that it
+    // was closed with 1013 (or dropped outright when even the close frame
+    // could not be written).
+    let code = loop {
+        match slow_socket.receive().await {
+            Received::Frame(_) => continue,
+            Received::Closed { code, .. } => break code,
+            Received::Nothing => panic!("the slow reader was never closed"),
+        }
+    };
+    assert!(matches!(code, 1013 | 1006), "closed with {code}");
+    eprintln!("slow reader: cut off after {n} messages of 1,900 characters (queue depth 32), close code {code}");
+}
