@@ -14,7 +14,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
 E2E_PORT ?= 3100
 
 .PHONY: run dev test build tools wasm-target cargo-leptos wasm-bindgen node-modules chromium assets \
-        fmt-check clippy rust-test e2e clean
+        fmt-check clippy rust-test e2e fuzz clean
 
 run: tools assets
 	cargo leptos build --release
@@ -40,6 +40,10 @@ clippy:
 rust-test:
 	cargo test -p app --features ssr
 	cargo test -p server
+
+# The property tests, far longer than in `make test` (stable Rust, no nightly needed).
+fuzz:
+	PROPTEST_CASES=100000 cargo test --release -p server --lib -- names:: inbound::
 
 e2e: chromium
 	npx playwright test --config end2end/playwright.config.ts

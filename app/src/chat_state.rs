@@ -84,6 +84,7 @@ impl ChatState {
 
     /// Queues a message for sending; the socket client writes it out.
     pub fn queue(&self, client_id: String, text: String) {
+        self.notice.set(None);
         self.pending.update(|pending| {
             pending.push(Pending {
                 client_id,
@@ -91,6 +92,16 @@ impl ChatState {
                 sent: false,
                 failed: None,
             })
+        });
+    }
+
+    /// Sends a refused message again (same `client_id`).
+    pub fn retry(&self, client_id: &str) {
+        self.pending.update(|pending| {
+            if let Some(p) = pending.iter_mut().find(|p| p.client_id == client_id) {
+                p.failed = None;
+                p.sent = false;
+            }
         });
     }
 

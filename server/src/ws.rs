@@ -118,7 +118,7 @@ async fn serve(
     state: AppState,
     session: SessionRow,
     after: Option<i64>,
-    _permit: OwnedSemaphorePermit,
+    permit: OwnedSemaphorePermit,
 ) {
     let hub = state.hub.clone();
     let (mut sink, mut stream) = socket.split();
@@ -126,7 +126,7 @@ async fn serve(
     let attached = match hub.attach(&session) {
         Ok(attached) => attached,
         Err(_) => {
-            let reason = "too many tabs: at most 10 sockets per session";
+            let reason = "too many tabs open for this session: close one and retry";
             send_close(&mut sink, close::POLICY, reason).await;
             return;
         }
@@ -158,10 +158,13 @@ async fn serve(
             link: &link,
             author: &id,
             username: &attached.name,
+            rate_per_sec: state.config.rate_per_sec,
         };
         reader.run(&mut stream, writer, &closer, &heard).await;
     }
 
+    // The slot is free before the gauge says so.
+    drop(permit);
     hub.connections().remove(conn);
     hub.detach(&id);
     tracing::debug!(user = %attached.name, conn, "socket closed");
@@ -274,6 +277,7 @@ struct Reader<'a> {
     link: &'a Link,
     author: &'a SessionId,
     username: &'a str,
+    rate_per_sec: f64,
 }
 
 impl Reader<'_> {
@@ -336,7 +340,7 @@ impl Reader<'_> {
             }
             Ok(incoming) => ServerFrame::Error {
                 code: app::protocol::ErrorCode::RateLimited,
-                message: "Slow down: at most 5 messages a second".into(),
+                message: format!("Slow down: at most {} messages a second", self.rate_per_sec),
                 client_id: incoming.client_id,
             },
             Err(refusal) => ServerFrame::Error {

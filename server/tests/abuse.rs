@@ -378,3 +378,42 @@ async fn markup_is_stored_and_sent_back_as_plain_text() {
     assert_eq!(replayed, texts);
     room.assert_room_carries_on(true).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_the_connection_cap_the_upgrade_gets_503_and_the_room_carries_on() {
+    let server = TestServer::start_with(|config| config.max_connections = 2).await;
+    let alice = server.login("Alice").await;
+    let bob = server.login("Bob").await;
+    let (mut first, _) = server.join(&alice).await;
+    let (mut second, _) = server.join(&bob).await;
+    let refused = server
+        .try_connect("", Some(&bob.cookie), Some(&server.origin()))
+        .await
+        .err();
+    assert_eq!(refused, Some(http::StatusCode::SERVICE_UNAVAILABLE));
+    first.say("still talking").await;
+    second.wait_for_message("still talking").await;
+    // A freed slot is usable again.
+    first.close().await;
+    server.wait_for_connections(1).await;
+    let (mut third, _) = server.join(&alice).await;
+    second.say("welcome back").await;
+    third.wait_for_message("welcome back").await;
+}
+
+#[tokio::test]
+async fn behind_https_the_session_cookie_is_secure() {
+    let server = TestServer::start_with(|config| config.cookie_secure = true).await;
+    let response = server.login_json("Alice").await;
+    let cookie = common::set_cookie(&response).expect("a session cookie");
+    assert!(
+        cookie
+            .split(';')
+            .any(|attribute| attribute.trim() == "Secure"),
+        "{cookie}"
+    );
+    let plain = TestServer::start().await;
+    let response = plain.login_json("Alice").await;
+    let cookie = common::set_cookie(&response).expect("a session cookie");
+    assert!(!cookie.contains("Secure"), "{cookie}");
+}

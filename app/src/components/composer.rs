@@ -35,6 +35,17 @@ pub fn Composer() -> impl IntoView {
                 send();
             }
         >
+            {move || {
+                chat.notice
+                    .get()
+                    .map(|notice| {
+                        view! {
+                            <div class="alert alert-warning py-1 px-2 small mb-2" role="status" id="notice">
+                                {notice}
+                            </div>
+                        }
+                    })
+            }}
             <div class="input-group">
                 <textarea
                     id="message-input"

@@ -101,12 +101,18 @@ fn PendingItem(pending: Pending) -> impl IntoView {
             </div>
             <div class="message-text">{pending.text}</div>
             {failed.map(|why| {
-                let client_id = client_id.clone();
+                let retry_id = client_id.clone();
+                let dismiss_id = client_id.clone();
                 view! {
                     <div class="small text-danger">
                         {why} " "
                         <button type="button" class="btn btn-link btn-sm p-0 align-baseline"
-                            on:click=move |_| chat.dismiss(&client_id)>
+                            on:click=move |_| chat.retry(&retry_id)>
+                            "Retry"
+                        </button>
+                        " · "
+                        <button type="button" class="btn btn-link btn-sm p-0 align-baseline"
+                            on:click=move |_| chat.dismiss(&dismiss_id)>
                             "Dismiss"
                         </button>
                     </div>

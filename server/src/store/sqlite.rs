@@ -161,13 +161,7 @@ impl Store for SqliteStore {
     }
 
     async fn latest(&self, n: usize) -> Result<Vec<ChatMessage>, StoreError> {
-        let rows = sqlx::query(&format!("{SELECT_MESSAGE} ORDER BY id DESC LIMIT ?"))
-            .bind(limit(n))
-            .fetch_all(&self.pool)
-            .await?;
-        let mut page = messages(&rows)?;
-        page.reverse();
-        Ok(page)
+        self.before(i64::MAX, n).await
     }
 
     async fn after(&self, after: i64, n: usize) -> Result<Vec<ChatMessage>, StoreError> {
