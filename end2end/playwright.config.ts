@@ -44,6 +44,8 @@ export default defineConfig({
       DATABASE_URL: `sqlite://${database}`,
       LEPTOS_SITE_ROOT: 'target/site',
       GRACE_MS: '1500',
+      RATE_PER_SEC: '100',
+      RATE_BURST: '100',
       RUST_LOG: 'warn',
     },
   },

@@ -143,3 +143,25 @@ test('login then logout from the login page round trip', async ({ page }) => {
   const online = await page.request.get('/get_online_users/');
   expect(online.status()).toBe(401);
 });
+
+test('older messages load on demand', async ({ browser }) => {
+  const writer = await person(browser, uniqueName('Old'));
+  const tag = Date.now();
+  for (let n = 0; n < 55; n++) {
+    await send(writer, `old ${tag} #${n}`);
+  }
+  await expect(messageText(writer, `old ${tag} #54`)).toHaveCount(1);
+  await expect(writer.locator('#messages li.pending')).toHaveCount(0);
+
+  const reader = await person(browser, uniqueName('New'));
+  await expect(messageText(reader, `old ${tag} #54`)).toHaveCount(1);
+  await expect(messageText(reader, `old ${tag} #5`)).toHaveCount(1);
+  // Only the latest 50 at first.
+  await expect(messageText(reader, `old ${tag} #4`)).toHaveCount(0);
+  await reader.getByRole('button', { name: 'Load earlier messages' }).click();
+  for (let n = 0; n < 5; n++) {
+    await expect(messageText(reader, `old ${tag} #${n}`)).toHaveCount(1);
+  }
+  const ids = await messages(reader).evaluateAll((items) => items.map((li) => Number(li.getAttribute('data-id'))));
+  expect([...ids].sort((a, b) => a - b)).toEqual(ids);
+});

@@ -43,6 +43,8 @@ export function messages(page: Page) {
   return page.locator('#messages li.message');
 }
 
+/** The message whose whole text is `text`. */
 export function messageText(page: Page, text: string) {
-  return page.locator('#messages .message-text').filter({ hasText: text });
+  const exact = new RegExp(`^${text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`);
+  return page.locator('#messages .message-text').filter({ hasText: exact });
 }
