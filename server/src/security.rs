@@ -1,6 +1,8 @@
 //! Headers every response carries, and the origin rules for state-changing
 //! requests and the WebSocket upgrade.
 
+use std::sync::OnceLock;
+
 use axum::{extract::Request, middleware::Next, response::Response};
 use http::{header, HeaderMap, HeaderValue};
 use leptos::nonce::Nonce;
@@ -13,8 +15,9 @@ pub async fn headers(mut request: Request, next: Next) -> Response {
     let nonce = Nonce::new();
     let policy = format!(
         "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; \
-         style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; \
-         base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+         style-src 'self'; img-src 'self' data:; connect-src 'self'{}; object-src 'none'; \
+         base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+        dev_reload()
     );
     request.extensions_mut().insert(nonce);
     let mut response = next.run(request).await;
@@ -32,6 +35,18 @@ pub async fn headers(mut request: Request, next: Next) -> Response {
     );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     response
+}
+
+/// Under `cargo leptos watch` the page also talks to the live-reload socket.
+fn dev_reload() -> &'static str {
+    static SOURCE: OnceLock<String> = OnceLock::new();
+    SOURCE.get_or_init(|| match std::env::var_os("LEPTOS_WATCH") {
+        Some(_) => {
+            let port = std::env::var("LEPTOS_RELOAD_PORT").unwrap_or_else(|_| "3001".into());
+            format!(" ws://*:{port}")
+        }
+        None => String::new(),
+    })
 }
 
 /// The origins a request may come from: the server's own (scheme plus the

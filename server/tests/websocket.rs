@@ -507,3 +507,30 @@ async fn the_upgrade_needs_a_session_and_an_allowed_origin() {
         assert_eq!(socket.welcome().await.username, "Alice");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_that_missed_over_a_thousand_is_marked_incomplete() {
+    let server = unlimited_server().await;
+    let alice = server.login("Alice").await;
+    let (mut alice_socket, _) = server.join(&alice).await;
+    for n in 0..1_005 {
+        alice_socket
+            .say_with_id(&format!("m{n}"), &format!("c{n}"))
+            .await;
+    }
+    let last = alice_socket.wait_for_ack("c1004").await;
+    let bob = server.login("Bob").await;
+    let (_first, welcome) = server.resume(&bob, 0).await;
+    assert!(!welcome.complete, "more than 1,000 were missed");
+    assert_eq!(
+        welcome.history.len(),
+        1_000,
+        "the first 1,000 after `after`"
+    );
+    assert_eq!(welcome.history[0].message, "m0");
+    assert!(welcome.history.windows(2).all(|w| w[0].id < w[1].id));
+    let (_second, welcome) = server.resume(&bob, last - 1_000).await;
+    assert!(welcome.complete, "exactly 1,000 missed is complete");
+    assert_eq!(welcome.history.len(), 1_000);
+    assert_eq!(welcome.history.last().map(|m| m.id), Some(last));
+}
