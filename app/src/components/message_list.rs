@@ -123,13 +123,20 @@ fn PendingItem(pending: Pending) -> impl IntoView {
     .into_any()
 }
 
-/// "17:04" in the reader's time zone (the server sends UTC).
+/// "17:04" (or "1/12/2026 17:04" before today) in the reader's time zone;
+/// the server sends UTC.
 fn local_time(sent_at: &str) -> String {
     #[cfg(feature = "hydrate")]
     {
         let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_str(sent_at));
         if !date.get_time().is_nan() {
-            return format!("{:02}:{:02}", date.get_hours(), date.get_minutes());
+            let time = format!("{:02}:{:02}", date.get_hours(), date.get_minutes());
+            let today = js_sys::Date::new_0().to_date_string() == date.to_date_string();
+            if today {
+                return time;
+            }
+            let day = date.to_locale_date_string("default", &wasm_bindgen::JsValue::UNDEFINED);
+            return format!("{day} {time}");
         }
     }
     sent_at.get(11..16).unwrap_or_default().to_string()

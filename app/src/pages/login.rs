@@ -54,7 +54,7 @@ pub fn LoginCard(
                                     value=value
                                 />
                                 <div id="username-help" class="form-text">
-                                    "Up to 32 letters, digits, spaces, _ - or . ; if the name is taken you get a number after it."
+                                    "1 to 32 letters, digits, spaces, dots, dashes or underscores. A name already in use gets a number: John1."
                                 </div>
                                 <button type="submit" class="btn btn-primary btn-lg w-100 mt-3">
                                     "Join the chat"
