@@ -15,7 +15,9 @@ use std::{
 };
 
 use app::protocol::ServerFrame;
-use common::{login_at, open_socket, Client, Received, Session, TestServer};
+use common::{
+    history_at, login_at, open_socket, wait_for_health, Client, Received, Session, TestServer,
+};
 use tokio::{
     process::{Child, Command},
     sync::Barrier,
@@ -204,23 +206,14 @@ async fn stored(
     let mut before: Option<i64> = None;
     loop {
         let query = match before {
-            Some(id) => format!("?before={id}&limit=100"),
-            None => "?limit=100".to_string(),
+            Some(id) => format!("before={id}&limit=100"),
+            None => "limit=100".to_string(),
         };
-        let page: app::protocol::MessagePage = http
-            .get(format!("http://{addr}/api/messages{query}"))
-            .header(http::header::COOKIE, &session.cookie)
-            .send()
-            .await
-            .expect("the server answers")
-            .json()
-            .await
-            .expect("a page of messages");
-        let Some(first) = page.messages.first() else {
+        let mut page = history_at(http, addr, &session.cookie, &query).await;
+        let Some(first) = page.first() else {
             break;
         };
         before = Some(first.id);
-        let mut page = page.messages;
         page.append(&mut all);
         all = page;
     }
@@ -324,17 +317,7 @@ impl Process {
             .kill_on_drop(true)
             .spawn()
             .expect("the server binary starts");
-        let http = reqwest::Client::new();
-        let deadline = Instant::now() + SCENARIO_TIMEOUT;
-        loop {
-            if let Ok(response) = http.get(format!("http://{addr}/healthz")).send().await {
-                if response.status().is_success() {
-                    break;
-                }
-            }
-            assert!(Instant::now() < deadline, "the server never became healthy");
-            tokio::time::sleep(RETRY_EVERY).await;
-        }
+        wait_for_health(&reqwest::Client::new(), addr, SCENARIO_TIMEOUT, || true).await;
         Self { child }
     }
 

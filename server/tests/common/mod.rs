@@ -95,22 +95,11 @@ impl TestServer {
     }
 
     async fn wait_until_healthy(&self) {
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            if let Some(task) = &self.task {
-                assert!(
-                    !task.is_finished(),
-                    "the server stopped before it answered /healthz"
-                );
-            }
-            if let Ok(response) = self.http.get(self.url("/healthz")).send().await {
-                if response.status() == StatusCode::OK {
-                    return;
-                }
-            }
-            assert!(Instant::now() < deadline, "/healthz never answered 200");
-            tokio::time::sleep(POLL_EVERY).await;
-        }
+        let task = self.task.as_ref();
+        wait_for_health(&self.http, self.addr, START_TIMEOUT, || {
+            task.is_none_or(|task| !task.is_finished())
+        })
+        .await;
     }
 
     /// Stops the server and checks that it shut down cleanly.
@@ -205,15 +194,7 @@ impl TestServer {
 
     /// `/api/messages?{query}` for a session that must be valid.
     pub async fn history(&self, cookie: &str, query: &str) -> Vec<ChatMessage> {
-        let response = self
-            .get(&format!("/api/messages?{query}"), Some(cookie))
-            .await;
-        assert_eq!(response.status(), StatusCode::OK, "/api/messages?{query}");
-        response
-            .json::<MessagePage>()
-            .await
-            .expect("a page of messages as JSON")
-            .messages
+        history_at(&self.http, self.addr, cookie, query).await
     }
 
     /// The `/metrics` text.
@@ -388,6 +369,48 @@ pub enum Received {
     },
     /// Nothing arrived within [`FRAME_TIMEOUT`].
     Nothing,
+}
+
+/// Polls `http://{addr}/healthz` until it answers 200, failing the test if
+/// `alive` turns false (the server stopped) or `limit` passes.
+pub async fn wait_for_health(
+    http: &reqwest::Client,
+    addr: SocketAddr,
+    limit: Duration,
+    alive: impl Fn() -> bool,
+) {
+    let deadline = Instant::now() + limit;
+    loop {
+        assert!(alive(), "the server stopped before it answered /healthz");
+        if let Ok(response) = http.get(format!("http://{addr}/healthz")).send().await {
+            if response.status() == StatusCode::OK {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "/healthz never answered 200");
+        tokio::time::sleep(POLL_EVERY).await;
+    }
+}
+
+/// `/api/messages?{query}` at `addr` for a session that must be valid.
+pub async fn history_at(
+    http: &reqwest::Client,
+    addr: SocketAddr,
+    cookie: &str,
+    query: &str,
+) -> Vec<ChatMessage> {
+    let response = http
+        .get(format!("http://{addr}/api/messages?{query}"))
+        .header(header::COOKIE, cookie)
+        .send()
+        .await
+        .expect("the server answers");
+    assert_eq!(response.status(), StatusCode::OK, "/api/messages?{query}");
+    response
+        .json::<MessagePage>()
+        .await
+        .expect("a page of messages as JSON")
+        .messages
 }
 
 /// Opens `ws://{addr}/ws/chat/{query}` with an optional cookie and `Origin`.
