@@ -4,6 +4,8 @@ import * as path from 'node:path';
 
 // The server under test: the release build, on its own port, with its own
 // fresh database, and short presence timers so leave tests finish quickly.
+// The message rate limit is the product's default (5 a second, bursts of 10),
+// so the browser's pacing of its sends is tested as users meet it.
 const port = Number(process.env.E2E_PORT ?? 3100);
 const database = path.join(os.tmpdir(), `chat-e2e-${process.pid}-${Date.now()}.db`);
 
@@ -44,8 +46,6 @@ export default defineConfig({
       DATABASE_URL: `sqlite://${database}`,
       LEPTOS_SITE_ROOT: 'target/site',
       GRACE_MS: '1500',
-      RATE_PER_SEC: '100',
-      RATE_BURST: '100',
       RUST_LOG: 'warn',
     },
   },

@@ -3,7 +3,7 @@
 
 use leptos::prelude::*;
 
-use crate::protocol::{ChatMessage, ServerFrame, HISTORY_PAGE};
+use crate::protocol::{ChatMessage, ErrorCode, ServerFrame, HISTORY_PAGE};
 
 /// The socket's state as the user sees it (and as `<body data-ws>` says it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,8 +29,9 @@ impl Connection {
 pub struct Pending {
     pub client_id: String,
     pub text: String,
-    /// Written to the current socket (reset on every new connection, so an
-    /// unacknowledged message is sent again, under the same `client_id`).
+    /// Written to the current socket and not answered yet (reset on every
+    /// new connection, and by a `rate_limited` answer, so an unacknowledged
+    /// message is sent again, under the same `client_id`).
     pub sent: bool,
     /// Why the server refused it, if it did.
     pub failed: Option<String>,
@@ -105,6 +106,37 @@ impl ChatState {
         });
     }
 
+    /// Which pending message may be written to the socket now.
+    ///
+    /// Only the first one the server has not refused for good, and only once
+    /// the one before it has been answered. The server numbers messages in
+    /// the order they arrive, so with several on the wire a message refused
+    /// for rate and sent again would land after a later one that got through.
+    /// One at a time costs a round trip per message, which the rate limit
+    /// (one message every 200 ms once the burst is spent) mostly hides.
+    pub fn next_to_send(&self) -> NextSend {
+        self.pending.with_untracked(
+            |pending| match pending.iter().find(|p| p.failed.is_none()) {
+                None => NextSend::Idle,
+                Some(p) if p.sent => NextSend::Awaiting,
+                Some(p) => NextSend::Send {
+                    client_id: p.client_id.clone(),
+                    text: p.text.clone(),
+                },
+            },
+        )
+    }
+
+    /// Notes that a message was written to the current socket. Untracked:
+    /// nothing on screen changes until the server answers.
+    pub fn mark_sent(&self, client_id: &str) {
+        self.pending.update_untracked(|pending| {
+            if let Some(p) = pending.iter_mut().find(|p| p.client_id == client_id) {
+                p.sent = true;
+            }
+        });
+    }
+
     /// Forgets a failed message the user dismissed.
     pub fn dismiss(&self, client_id: &str) {
         self.pending
@@ -129,6 +161,13 @@ impl ChatState {
             } => {
                 self.me.set(Some(username));
                 self.online.set(online_users);
+                // A message stored just before the drop, whose ack was lost,
+                // comes back in the history: it is no longer pending.
+                self.settle_where(|p| {
+                    history
+                        .iter()
+                        .any(|m| m.client_id.as_deref() == Some(p.client_id.as_str()))
+                });
                 if !complete {
                     // Too much was missed: start again from the latest page.
                     self.messages.set(Vec::new());
@@ -144,14 +183,14 @@ impl ChatState {
             }
             ServerFrame::Message(message) => {
                 if let Some(client_id) = &message.client_id {
-                    self.settle(client_id);
+                    self.settle_where(|p| p.client_id == *client_id);
                 }
                 self.messages
                     .update(|messages| merge(messages, vec![message]));
                 Applied::Nothing
             }
             ServerFrame::Ack { client_id, .. } => {
-                self.settle(&client_id);
+                self.settle_where(|p| p.client_id == client_id);
                 Applied::Nothing
             }
             ServerFrame::UserJoined { username } => {
@@ -168,29 +207,43 @@ impl ChatState {
                 Applied::Nothing
             }
             ServerFrame::Error {
-                message, client_id, ..
+                code,
+                message,
+                client_id,
             } => {
+                // `rate_limited` refuses the timing, not the message: it goes
+                // out again, in its place, once the client has slowed down.
+                let rate_limited = code == ErrorCode::RateLimited;
                 match client_id {
                     Some(client_id) => self.pending.update(|pending| {
                         if let Some(p) = pending.iter_mut().find(|p| p.client_id == client_id) {
-                            p.failed = Some(message);
+                            if rate_limited {
+                                p.sent = false;
+                            } else {
+                                p.failed = Some(message);
+                            }
                         }
                     }),
                     None => self.notice.set(Some(message)),
                 }
-                Applied::Nothing
+                if rate_limited {
+                    Applied::RateLimited
+                } else {
+                    Applied::Nothing
+                }
             }
         }
     }
 
-    /// The server has the message with this `client_id`: it is no longer pending.
-    fn settle(&self, client_id: &str) {
-        let known = self
+    /// The server has these messages: they are no longer pending. The list
+    /// is only written (and its watchers woken) when something goes.
+    fn settle_where(&self, stored: impl Fn(&Pending) -> bool) {
+        let any = self
             .pending
-            .with_untracked(|pending| pending.iter().any(|p| p.client_id == client_id));
-        if known {
+            .with_untracked(|pending| pending.iter().any(&stored));
+        if any {
             self.pending
-                .update(|pending| pending.retain(|p| p.client_id != client_id));
+                .update(|pending| pending.retain(|p| !stored(p)));
         }
     }
 }
@@ -201,6 +254,19 @@ pub enum Applied {
     Nothing,
     Welcomed,
     ReloadLatest,
+    /// The server refused a message for rate: send more slowly.
+    RateLimited,
+}
+
+/// The answer of [`ChatState::next_to_send`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum NextSend {
+    /// Nothing is waiting to be sent.
+    Idle,
+    /// The first message is on the wire; the rest wait for its answer.
+    Awaiting,
+    /// This message may go out (as soon as the rate allows).
+    Send { client_id: String, text: String },
 }
 
 /// Merges `incoming` into `messages`, keeping them sorted by id and unique.
@@ -258,6 +324,144 @@ mod tests {
                 false,
             );
             assert!(chat.pending.get_untracked().is_empty());
+        });
+    }
+
+    fn welcome(history: Vec<ChatMessage>) -> ServerFrame {
+        ServerFrame::Welcome {
+            username: "A".into(),
+            online_users: vec!["A".into()],
+            history,
+            complete: true,
+        }
+    }
+
+    fn stored(id: i64, client_id: &str) -> ChatMessage {
+        ChatMessage {
+            client_id: Some(client_id.into()),
+            ..message(id)
+        }
+    }
+
+    fn refusal(code: ErrorCode, client_id: &str) -> ServerFrame {
+        ServerFrame::Error {
+            code,
+            message: "refused".into(),
+            client_id: Some(client_id.into()),
+        }
+    }
+
+    fn pending_ids(chat: &ChatState) -> Vec<String> {
+        chat.pending
+            .get_untracked()
+            .into_iter()
+            .map(|p| p.client_id)
+            .collect()
+    }
+
+    #[test]
+    fn a_welcome_settles_pending_messages_it_already_holds() {
+        let owner = Owner::new();
+        owner.with(|| {
+            for resuming in [false, true] {
+                let chat = ChatState::new();
+                chat.queue("c1".into(), "stored before the drop".into());
+                chat.queue("c2".into(), "never arrived".into());
+                chat.mark_sent("c1");
+                chat.apply(welcome(vec![message(1), stored(2, "c1")]), resuming);
+                assert_eq!(pending_ids(&chat), ["c2"], "resuming: {resuming}");
+            }
+        });
+    }
+
+    #[test]
+    fn an_incomplete_resume_still_settles_what_it_holds() {
+        let owner = Owner::new();
+        owner.with(|| {
+            let chat = ChatState::new();
+            chat.queue("c1".into(), "hello".into());
+            let frame = ServerFrame::Welcome {
+                username: "A".into(),
+                online_users: vec!["A".into()],
+                history: vec![stored(5, "c1")],
+                complete: false,
+            };
+            assert_eq!(chat.apply(frame, true), Applied::ReloadLatest);
+            assert!(chat.pending.get_untracked().is_empty());
+        });
+    }
+
+    #[test]
+    fn rate_limited_puts_the_message_back_in_line_instead_of_failing_it() {
+        let owner = Owner::new();
+        owner.with(|| {
+            let chat = ChatState::new();
+            chat.queue("c1".into(), "one".into());
+            chat.queue("c2".into(), "two".into());
+            chat.mark_sent("c1");
+            let applied = chat.apply(refusal(ErrorCode::RateLimited, "c1"), false);
+            assert_eq!(applied, Applied::RateLimited);
+            let pending = chat.pending.get_untracked();
+            assert_eq!(pending.len(), 2);
+            assert_eq!(pending[0].failed, None);
+            assert!(!pending[0].sent);
+            // Sent again before the message typed after it.
+            assert_eq!(
+                chat.next_to_send(),
+                NextSend::Send {
+                    client_id: "c1".into(),
+                    text: "one".into()
+                }
+            );
+        });
+    }
+
+    #[test]
+    fn a_refusal_for_good_marks_the_message_not_sent() {
+        let owner = Owner::new();
+        owner.with(|| {
+            let chat = ChatState::new();
+            chat.queue("c1".into(), "x".repeat(3_000));
+            chat.mark_sent("c1");
+            let applied = chat.apply(refusal(ErrorCode::TooLong, "c1"), false);
+            assert_eq!(applied, Applied::Nothing);
+            let pending = chat.pending.get_untracked();
+            assert_eq!(pending[0].failed.as_deref(), Some("refused"));
+        });
+    }
+
+    #[test]
+    fn pending_messages_go_out_one_at_a_time_in_order() {
+        let owner = Owner::new();
+        owner.with(|| {
+            let chat = ChatState::new();
+            assert_eq!(chat.next_to_send(), NextSend::Idle);
+            for id in ["c1", "c2", "c3"] {
+                chat.queue(id.into(), format!("text of {id}"));
+            }
+            let send = |id: &str| NextSend::Send {
+                client_id: id.into(),
+                text: format!("text of {id}"),
+            };
+            assert_eq!(chat.next_to_send(), send("c1"));
+            chat.mark_sent("c1");
+            assert_eq!(chat.next_to_send(), NextSend::Awaiting);
+            chat.apply(
+                ServerFrame::Ack {
+                    client_id: "c1".into(),
+                    id: 1,
+                },
+                false,
+            );
+            assert_eq!(chat.next_to_send(), send("c2"));
+            chat.mark_sent("c2");
+            // Refused for good: the line moves on without it.
+            chat.apply(refusal(ErrorCode::BadFrame, "c2"), false);
+            assert_eq!(chat.next_to_send(), send("c3"));
+            chat.mark_sent("c3");
+            chat.apply(ServerFrame::Message(stored(2, "c3")), false);
+            assert_eq!(chat.next_to_send(), NextSend::Idle);
+            assert_eq!(pending_ids(&chat), ["c2"]);
         });
     }
 

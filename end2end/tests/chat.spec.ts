@@ -150,7 +150,10 @@ test('older messages load on demand', async ({ browser }) => {
   for (let n = 0; n < 55; n++) {
     await send(writer, `old ${tag} #${n}`);
   }
-  await expect(messageText(writer, `old ${tag} #54`)).toHaveCount(1);
+  // The client paces its sends to the server's rate limit (a burst of 10,
+  // then 5 a second), so the last of 55 arrives about nine seconds after the
+  // first was queued.
+  await expect(messageText(writer, `old ${tag} #54`)).toHaveCount(1, { timeout: 20_000 });
   await expect(writer.locator('#messages li.pending')).toHaveCount(0);
 
   const reader = await person(browser, uniqueName('New'));

@@ -37,6 +37,43 @@ test('offline and back: reconnecting, then every missed message once', async ({ 
   expect(new Set(bobIds).size).toBe(bobIds.length);
 });
 
+test('a backlog typed offline goes out paced: every message once, in order, none refused', async ({ browser }) => {
+  const alice = await person(browser, uniqueName('Amy'));
+  const bob = await person(browser, uniqueName('Bea'));
+
+  await alice.context().setOffline(true);
+  await expect(alice.locator('body')).toHaveAttribute('data-ws', 'reconnecting');
+  // More than the server's burst of 10: sent all at once, five would be
+  // refused for rate.
+  const tag = Date.now();
+  const texts = Array.from({ length: 15 }, (_, n) => `backlog ${tag} #${n + 1}`);
+  for (const text of texts) {
+    await send(alice, text);
+  }
+  await expect(alice.locator('#messages li.pending')).toHaveCount(texts.length);
+
+  await alice.context().setOffline(false);
+  await connected(alice);
+  for (const text of texts) {
+    await expect(messageText(bob, text)).toHaveCount(1);
+  }
+  // Exactly these, each once, in the order they were typed.
+  const shown = await bob
+    .locator('#messages li.message')
+    .filter({ hasText: `backlog ${tag} #` })
+    .locator('.message-text')
+    .allTextContents();
+  expect(shown).toEqual(texts);
+
+  // The sender is left with nothing "sending…" and nothing "not sent".
+  await expect(alice.locator('#messages li.pending')).toHaveCount(0);
+  await expect(alice.locator('#messages li.failed')).toHaveCount(0);
+  await expect(alice.getByText('not sent')).toHaveCount(0);
+  for (const text of texts) {
+    await expect(messageText(alice, text)).toHaveCount(1);
+  }
+});
+
 test('a dropped socket is resumed without losing what was sent meanwhile', async ({ browser }) => {
   const alice = await person(browser, uniqueName('Ann'));
   const bob = await (await browser.newContext()).newPage();
