@@ -17,17 +17,9 @@ use app::protocol::ServerFrame;
 use axum::extract::ws::Utf8Bytes;
 use tokio::sync::{mpsc, Notify};
 
-use crate::{metrics::Metrics, presence::SessionId};
+use axum::extract::ws::close_code;
 
-/// WebSocket close codes the server uses.
-pub mod close {
-    pub const NORMAL: u16 = 1000;
-    pub const GOING_AWAY: u16 = 1001;
-    pub const UNSUPPORTED: u16 = 1003;
-    pub const POLICY: u16 = 1008;
-    pub const TOO_BIG: u16 = 1009;
-    pub const TRY_AGAIN_LATER: u16 = 1013;
-}
+use crate::{metrics::Metrics, session::SessionId};
 
 /// One frame, serialised once and shared by every recipient.
 #[derive(Clone, Debug)]
@@ -73,6 +65,11 @@ impl Closer {
             self.notify.notify_one();
         }
         first
+    }
+
+    /// Whether a close was asked for already.
+    pub fn is_closing(&self) -> bool {
+        self.why.get().is_some()
     }
 
     /// Resolves once a close was asked for.
@@ -125,7 +122,7 @@ impl Link {
             Err(mpsc::error::TrySendError::Full(_)) => {
                 if self
                     .closer
-                    .close(close::TRY_AGAIN_LATER, "too slow: reconnect to catch up")
+                    .close(close_code::AGAIN, "too slow: reconnect to catch up")
                 {
                     Offer::TooSlow
                 } else {
@@ -137,6 +134,10 @@ impl Link {
 
     pub fn close(&self, code: u16, reason: &'static str) {
         self.closer.close(code, reason);
+    }
+
+    pub fn is_closing(&self) -> bool {
+        self.closer.is_closing()
     }
 }
 

@@ -3,27 +3,71 @@
 //!
 //! Invariant: the presence lock is never held across an `.await`. Presence
 //! events are published while it is held (publishing only queues frames), so
-//! every socket sees joins and leaves in the order they happened.
+//! every socket sees joins and leaves in the order they happened. Lock order:
+//! presence, then connections.
 
 use std::{
     sync::{atomic::Ordering::Relaxed, Arc, Mutex, MutexGuard},
     time::{Duration, Instant},
 };
 
-use app::protocol::ServerFrame;
-use rand::RngCore;
-use tokio::sync::{mpsc, Notify};
+use app::protocol::{ChatMessage, ServerFrame, HISTORY_PAGE, MAX_RESUME, SIGNED_OUT_REASON};
+use axum::extract::ws::close_code;
+use tokio::{
+    sync::{mpsc, Notify},
+    task::JoinHandle,
+};
 
 use crate::{
     bus::{Bus, LocalBus},
     config::Config,
-    connections::{close, Connections, Outgoing},
+    connections::{ConnId, Connections, Link, Outgoing},
+    lock,
     metrics::Metrics,
     persister::{self, Persister, Submission},
-    presence::{Attached, Presence, Rate, Released, SessionId, TooManyTabs},
-    session,
+    presence::{Presence, Rate, Released},
+    recent::Recent,
+    session::SessionId,
     store::{SessionRow, Store, StoreError},
 };
+
+/// Awaits a task that must not be cancelled with its request.
+async fn finish<T>(task: JoinHandle<Result<T, StoreError>>) -> Result<T, StoreError> {
+    match task.await {
+        Ok(result) => result,
+        Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+        Err(_) => Err(StoreError::Stopping),
+    }
+}
+
+/// The most history one `welcome` carries, in bytes of text: no client can
+/// make the server hold megabytes for it (2,000 characters of four-byte
+/// UTF-8 make 8 KB a message, so 1,000 of them would be 8 MB).
+const MAX_WELCOME_BYTES: usize = 1024 * 1024;
+/// A message's JSON beyond its text: keys, id, time, quotes.
+const MESSAGE_OVERHEAD: usize = 128;
+
+/// Cuts `messages` to what fits in `bytes`; false if it had to.
+fn fits(messages: &mut Vec<ChatMessage>, bytes: usize) -> bool {
+    let mut total = 0;
+    let keep = messages
+        .iter()
+        .take_while(|m| {
+            total += MESSAGE_OVERHEAD
+                + m.message.len()
+                + m.username.len()
+                + m.client_id.as_ref().map_or(0, String::len);
+            total <= bytes
+        })
+        .count();
+    let all = keep == messages.len();
+    messages.truncate(keep);
+    all
+}
+
+/// Messages kept in memory: a resume that missed at most [`MAX_RESUME`] is
+/// answered without reading the database (one more tells it missed more).
+const RECENT: usize = MAX_RESUME + 1;
 
 #[derive(Clone)]
 pub struct Hub {
@@ -31,7 +75,8 @@ pub struct Hub {
 }
 
 struct Inner {
-    presence: Mutex<Presence>,
+    presence: Arc<Mutex<Presence>>,
+    recent: Arc<Mutex<Recent>>,
     connections: Arc<Connections>,
     bus: Arc<dyn Bus>,
     store: Arc<dyn Store>,
@@ -43,13 +88,76 @@ struct Inner {
     max_tabs: usize,
 }
 
+/// Why a socket may not join.
+#[derive(Debug)]
+pub enum Refused {
+    /// The session ended (or is ending) while the socket opened.
+    SignedOut,
+    /// The socket is already being closed (the server is stopping).
+    Closing,
+    TooManyTabs,
+    Store(StoreError),
+}
+
+impl Refused {
+    /// The close frame that says so.
+    pub fn close_frame(&self) -> (u16, &'static str) {
+        match self {
+            Refused::SignedOut => (close_code::POLICY, SIGNED_OUT_REASON),
+            Refused::Closing => (close_code::AWAY, "server restarting"),
+            Refused::TooManyTabs => (
+                close_code::POLICY,
+                "too many tabs open for this session: close one and retry",
+            ),
+            Refused::Store(_) => (close_code::ERROR, "could not read the session; try again"),
+        }
+    }
+}
+
+/// What a new socket is told first.
+pub struct History {
+    pub messages: Vec<ChatMessage>,
+    pub complete: bool,
+    /// Live frames with ids up to this are already in `messages`.
+    pub skip_through: i64,
+}
+
+/// An open socket's place in the hub. Dropping it (however the socket's task
+/// ends: returned, panicked or cancelled) unregisters the socket and, if it
+/// had joined, starts its session's grace period.
+pub struct SocketGuard {
+    hub: Hub,
+    conn: ConnId,
+    session: SessionId,
+    joined: bool,
+    pub name: String,
+}
+
+impl Drop for SocketGuard {
+    fn drop(&mut self) {
+        self.hub.inner.connections.remove(self.conn);
+        if self.joined {
+            self.hub.detach(&self.session);
+        }
+    }
+}
+
 impl Hub {
-    /// Builds the hub and starts its message writer; await the handle after
-    /// [`Hub::shut_down`] to know every accepted message is stored.
-    pub fn start(store: Arc<dyn Store>, config: &Config) -> (Self, tokio::task::JoinHandle<()>) {
+    /// Builds the hub (reading the newest messages into memory) and starts
+    /// its message writer; after [`Hub::shut_down`], the writer's handle
+    /// yields how many accepted messages could not be stored.
+    pub async fn start(
+        store: Arc<dyn Store>,
+        config: &Config,
+    ) -> Result<(Self, JoinHandle<u64>), StoreError> {
+        let recent = Arc::new(Mutex::new(Recent::new(RECENT, store.latest(RECENT).await?)));
         let metrics = Arc::new(Metrics::default());
         let connections = Arc::new(Connections::new(metrics.clone()));
         let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(connections.clone()));
+        let presence = Arc::new(Mutex::new(Presence::new(Rate {
+            per_sec: config.rate_per_sec,
+            burst: config.rate_burst,
+        })));
         let (tx, rx) = mpsc::channel(persister::QUEUE);
         let stop = Arc::new(Notify::new());
         let writer = Persister {
@@ -57,15 +165,14 @@ impl Hub {
             bus: bus.clone(),
             connections: connections.clone(),
             metrics: metrics.clone(),
+            recent: recent.clone(),
+            presence: presence.clone(),
         };
         let handle = tokio::spawn(writer.run(rx, stop.clone()));
-        let rate = Rate {
-            per_sec: config.rate_per_sec,
-            burst: config.rate_burst,
-        };
         let hub = Self {
             inner: Arc::new(Inner {
-                presence: Mutex::new(Presence::new(rate)),
+                presence,
+                recent,
                 connections,
                 bus,
                 store,
@@ -77,14 +184,11 @@ impl Hub {
                 max_tabs: config.max_tabs,
             }),
         };
-        (hub, handle)
+        Ok((hub, handle))
     }
 
     fn presence(&self) -> MutexGuard<'_, Presence> {
-        self.inner
-            .presence
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        lock(&self.inner.presence)
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -119,56 +223,100 @@ impl Hub {
         }
     }
 
-    /// A new login: gives out a unique name, stores the session and returns
-    /// the cookie token with the name.
-    pub async fn login(&self, base: &str) -> Result<(String, String), StoreError> {
-        let mut bytes = [0u8; 32];
-        rand::rng().fill_bytes(&mut bytes);
-        let token = session::hex(&bytes);
-        let id: SessionId = session::id_of(&token).into();
-        let (name, epoch) = self.presence().claim(id.clone(), base);
-        let row = SessionRow {
-            id: id.to_string(),
-            username: name.clone(),
-            base_name: base.to_string(),
-        };
-        if let Err(error) = self.inner.store.create_session(&row).await {
-            self.presence().release(&id);
-            return Err(error);
-        }
-        self.expire_later(id, epoch, self.inner.unclaimed_name);
-        Ok((token, name))
+    /// A new login: gives out a unique name for `base`, stores the session
+    /// under `id` and returns the name.
+    ///
+    /// Runs to the end even if the request is dropped half-way: the name's
+    /// expiry is armed before anything is awaited.
+    pub async fn login(&self, id: SessionId, base: &str) -> Result<String, StoreError> {
+        let hub = self.clone();
+        let base = base.to_string();
+        let task = tokio::spawn(async move {
+            let (name, epoch) = hub.presence().claim(id.clone(), &base);
+            hub.expire_later(id.clone(), epoch, hub.inner.unclaimed_name);
+            let row = SessionRow {
+                id: id.as_str().to_string(),
+                username: name.clone(),
+                base_name: base,
+            };
+            match hub.inner.store.create_session(&row).await {
+                Ok(()) => Ok(name),
+                Err(error) => {
+                    hub.presence().release(&id);
+                    Err(error)
+                }
+            }
+        });
+        finish(task).await
     }
 
-    /// Ends a session everywhere: its row, its name, its sockets.
+    /// Ends a session everywhere: its row, its name, its sockets. Runs to
+    /// the end even if the request is dropped half-way.
     pub async fn logout(&self, id: &SessionId) -> Result<bool, StoreError> {
-        let existed = self.inner.store.delete_session(id).await?;
-        {
-            let mut presence = self.presence();
-            let released = presence.release(id);
-            self.announce_left(&presence, released);
-        }
-        self.inner
-            .connections
-            .close_session(id, close::NORMAL, app::protocol::SIGNED_OUT_REASON);
-        Ok(existed)
+        let hub = self.clone();
+        let id = id.clone();
+        let task = tokio::spawn(async move {
+            let existed = hub.inner.store.delete_session(id.as_str()).await?;
+            // Under the presence lock, so a socket of this session that is
+            // joining either joined before (and is closed here) or finds its
+            // link closing and gives up: see `open_socket`.
+            let mut presence = hub.presence();
+            let released = presence.release(&id);
+            hub.announce_left(&presence, released);
+            hub.inner
+                .connections
+                .close_session(&id, close_code::NORMAL, SIGNED_OUT_REASON);
+            Ok(existed)
+        });
+        finish(task).await
     }
 
     pub fn online(&self) -> Vec<String> {
         self.presence().online()
     }
 
-    /// A socket of this session opened.
-    pub fn attach(&self, session: &SessionRow) -> Result<Attached, TooManyTabs> {
-        let id: SessionId = session.id.as_str().into();
+    /// A socket of `session` opened: registers it, checks the session is
+    /// still live, and joins it to the room.
+    ///
+    /// The order closes the race with a logout: the socket is registered
+    /// before the session is read again, so a logout that deletes the row
+    /// after that read finds the socket and closes it; one that closed it
+    /// first leaves its link closing, which `attach` refuses.
+    pub async fn open_socket(
+        &self,
+        session: &SessionRow,
+        link: Link,
+    ) -> Result<SocketGuard, Refused> {
+        let id = SessionId::from_stored(&session.id);
+        let mut guard = SocketGuard {
+            hub: self.clone(),
+            conn: self.inner.connections.register(id.clone(), link.clone()),
+            session: id.clone(),
+            joined: false,
+            name: String::new(),
+        };
+        let live = self
+            .inner
+            .store
+            .find_session(id.as_str())
+            .await
+            .map_err(Refused::Store)?;
+        let Some(session) = live else {
+            return Err(Refused::SignedOut);
+        };
         let attached = {
             let mut presence = self.presence();
-            let attached = presence.attach(
-                &id,
-                &session.username,
-                &session.base_name,
-                self.inner.max_tabs,
-            )?;
+            if link.is_closing() {
+                return Err(Refused::Closing);
+            }
+            let attached = presence
+                .attach(
+                    &id,
+                    &session.username,
+                    &session.base_name,
+                    self.inner.max_tabs,
+                )
+                .map_err(|_| Refused::TooManyTabs)?;
             if attached.joined {
                 self.inner
                     .metrics
@@ -180,20 +328,63 @@ impl Hub {
             }
             attached
         };
-        if attached.renamed {
-            let store = self.inner.store.clone();
-            let name = attached.name.clone();
-            tokio::spawn(async move {
-                if let Err(error) = store.rename_session(&id, &name).await {
+        guard.joined = true;
+        guard.name = attached.name;
+        // Off the socket's path: the welcome does not wait for these writes.
+        let store = self.inner.store.clone();
+        let renamed = attached.renamed.then(|| guard.name.clone());
+        tokio::spawn(async move {
+            if let Err(error) = store.mark_connected(id.as_str()).await {
+                tracing::warn!(%error, "could not mark a session connected");
+            }
+            if let Some(name) = renamed {
+                if let Err(error) = store.rename_session(id.as_str(), &name).await {
                     tracing::warn!(%error, "could not store a session's new name");
                 }
-            });
-        }
-        Ok(attached)
+            }
+        });
+        Ok(guard)
+    }
+
+    /// What a socket's `welcome` carries: the latest page, or with `after`
+    /// what came since (read from memory when recent enough). An `after`
+    /// beyond the newest message counts as the newest.
+    pub async fn history(&self, after: Option<i64>) -> Result<History, StoreError> {
+        let (after, from_memory) = {
+            let recent = lock(&self.inner.recent);
+            match after {
+                None => {
+                    let messages = recent.latest(HISTORY_PAGE);
+                    let skip_through = messages.last().map_or(0, |m| m.id);
+                    return Ok(History {
+                        messages,
+                        complete: true,
+                        skip_through,
+                    });
+                }
+                Some(after) => {
+                    let after = after.min(recent.newest_id());
+                    (after, recent.after(after, MAX_RESUME + 1))
+                }
+            }
+        };
+        let mut messages = match from_memory {
+            Some(messages) => messages,
+            None => self.inner.store.after(after, MAX_RESUME + 1).await?,
+        };
+        let mut complete = messages.len() <= MAX_RESUME;
+        messages.truncate(MAX_RESUME);
+        complete &= fits(&mut messages, MAX_WELCOME_BYTES);
+        let skip_through = messages.last().map_or(after, |m| m.id);
+        Ok(History {
+            messages,
+            complete,
+            skip_through,
+        })
     }
 
     /// A socket of this session closed; the last one starts the grace period.
-    pub fn detach(&self, id: &SessionId) {
+    fn detach(&self, id: &SessionId) {
         let epoch = self.presence().detach(id);
         if let Some(epoch) = epoch {
             self.expire_later(id.clone(), epoch, self.inner.grace);
@@ -201,8 +392,13 @@ impl Hub {
     }
 
     fn expire_later(&self, id: SessionId, epoch: u64, after: Duration) {
+        // A socket dropped while the runtime itself stops has no timer to
+        // arm, and no one left to tell.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
         let hub = self.clone();
-        tokio::spawn(async move {
+        runtime.spawn(async move {
             tokio::time::sleep(after).await;
             let mut presence = hub.presence();
             let released = presence.expire(&id, epoch);
@@ -210,9 +406,10 @@ impl Hub {
         });
     }
 
-    /// Takes one message from the user's rate budget.
-    pub fn allow_message(&self, id: &SessionId) -> bool {
-        self.presence().allow_message(id, Instant::now())
+    /// Takes one frame from the user's rate budget (a resend of a stored
+    /// `client_id` is free).
+    pub fn allow_frame(&self, id: &SessionId, client_id: Option<&str>) -> bool {
+        self.presence().allow_frame(id, client_id, Instant::now())
     }
 
     /// Hands an accepted message to the writer. False if the server is stopping.
@@ -225,7 +422,216 @@ impl Hub {
     pub fn shut_down(&self) {
         self.inner
             .connections
-            .close_all(close::GOING_AWAY, "server restarting");
+            .close_all(close_code::AWAY, "server restarting");
         self.inner.stop_persister.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The races between a socket that opens and a logout, and requests
+    //! dropped half-way, made deterministic by a store that pauses on cue.
+
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::{
+        session,
+        store::{Appended, NewMessage, SessionRecord, SqliteStore},
+    };
+
+    /// The real SQLite store, with one pause on cue: the next session read
+    /// (or the next session insert) waits until the test lets it go.
+    struct Paused {
+        inner: SqliteStore,
+        pause_read: AtomicBool,
+        /// Read the row before pausing (a read that raced ahead of a logout)
+        /// rather than after.
+        read_first: bool,
+        pause_create: AtomicBool,
+        paused: Notify,
+        resume: Notify,
+    }
+
+    impl Paused {
+        async fn open(dir: &tempfile::TempDir, read_first: bool) -> Arc<Self> {
+            let url = format!("sqlite://{}/chat.db", dir.path().display());
+            Arc::new(Self {
+                inner: SqliteStore::open(&url).await.expect("a store"),
+                pause_read: AtomicBool::new(false),
+                read_first,
+                pause_create: AtomicBool::new(false),
+                paused: Notify::new(),
+                resume: Notify::new(),
+            })
+        }
+
+        async fn pause(&self) {
+            self.paused.notify_one();
+            self.resume.notified().await;
+        }
+    }
+
+    #[async_trait]
+    impl Store for Paused {
+        async fn create_session(&self, session: &SessionRow) -> Result<(), StoreError> {
+            if self.pause_create.swap(false, SeqCst) {
+                self.pause().await;
+            }
+            self.inner.create_session(session).await
+        }
+        async fn find_session_record(&self, id: &str) -> Result<Option<SessionRecord>, StoreError> {
+            if !self.pause_read.swap(false, SeqCst) {
+                return self.inner.find_session_record(id).await;
+            }
+            if self.read_first {
+                let read = self.inner.find_session_record(id).await;
+                self.pause().await;
+                read
+            } else {
+                self.pause().await;
+                self.inner.find_session_record(id).await
+            }
+        }
+        async fn touch_session(&self, id: &str) -> Result<(), StoreError> {
+            self.inner.touch_session(id).await
+        }
+        async fn mark_connected(&self, id: &str) -> Result<(), StoreError> {
+            self.inner.mark_connected(id).await
+        }
+        async fn purge_sessions(
+            &self,
+            idle_before: i64,
+            unclaimed_before: i64,
+        ) -> Result<Vec<String>, StoreError> {
+            self.inner
+                .purge_sessions(idle_before, unclaimed_before)
+                .await
+        }
+        async fn rename_session(&self, id: &str, username: &str) -> Result<(), StoreError> {
+            self.inner.rename_session(id, username).await
+        }
+        async fn delete_session(&self, id: &str) -> Result<bool, StoreError> {
+            self.inner.delete_session(id).await
+        }
+        async fn append(&self, batch: &[NewMessage]) -> Result<Vec<Appended>, StoreError> {
+            self.inner.append(batch).await
+        }
+        async fn latest(&self, limit: usize) -> Result<Vec<ChatMessage>, StoreError> {
+            self.inner.latest(limit).await
+        }
+        async fn after(&self, after: i64, limit: usize) -> Result<Vec<ChatMessage>, StoreError> {
+            self.inner.after(after, limit).await
+        }
+        async fn before(&self, before: i64, limit: usize) -> Result<Vec<ChatMessage>, StoreError> {
+            self.inner.before(before, limit).await
+        }
+        async fn ping(&self) -> Result<(), StoreError> {
+            self.inner.ping().await
+        }
+    }
+
+    async fn hub_on(store: Arc<Paused>, adjust: impl FnOnce(&mut Config)) -> Hub {
+        let mut config = Config::defaults();
+        adjust(&mut config);
+        Hub::start(store, &config).await.expect("a hub").0
+    }
+
+    /// A logout lands while a socket of the session is between its upgrade
+    /// and joining: whichever way the session read falls, the socket does
+    /// not join, the name stays free and nobody sees the user come back.
+    #[tokio::test]
+    async fn a_logout_racing_a_socket_leaves_no_live_socket() {
+        for read_first in [false, true] {
+            let dir = tempfile::tempdir().expect("a temporary directory");
+            let store = Paused::open(&dir, read_first).await;
+            let hub = hub_on(store.clone(), |_| {}).await;
+            let (_, id) = session::mint();
+            hub.login(id.clone(), "Ann").await.expect("a login");
+            let row = store
+                .find_session(id.as_str())
+                .await
+                .expect("a read")
+                .expect("the session");
+
+            store.pause_read.store(true, SeqCst);
+            let (link, _queue, _closer) = Link::new(8);
+            let opening = tokio::spawn({
+                let hub = hub.clone();
+                async move { hub.open_socket(&row, link).await.map(|_| ()) }
+            });
+            store.paused.notified().await;
+            assert!(hub.logout(&id).await.expect("a logout"));
+            store.resume.notify_one();
+
+            let refused = opening.await.expect("the socket task");
+            assert!(
+                matches!(refused, Err(Refused::SignedOut) | Err(Refused::Closing)),
+                "read_first={read_first}: {refused:?}"
+            );
+            assert!(hub.online().is_empty());
+            assert!(hub.connections().is_empty());
+            let (_, other) = session::mint();
+            assert_eq!(hub.login(other, "ann").await.expect("a login"), "ann");
+        }
+    }
+
+    /// A socket whose task is dropped half-way through joining leaves nothing
+    /// registered.
+    #[tokio::test]
+    async fn a_socket_dropped_while_joining_is_unregistered() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let store = Paused::open(&dir, false).await;
+        let hub = hub_on(store.clone(), |_| {}).await;
+        let (_, id) = session::mint();
+        hub.login(id.clone(), "Ann").await.expect("a login");
+        let row = store
+            .find_session(id.as_str())
+            .await
+            .expect("a read")
+            .expect("the session");
+        store.pause_read.store(true, SeqCst);
+        let (link, _queue, _closer) = Link::new(8);
+        let opening = tokio::spawn({
+            let hub = hub.clone();
+            async move { hub.open_socket(&row, link).await.map(|_| ()) }
+        });
+        store.paused.notified().await;
+        assert!(!hub.connections().is_empty());
+        opening.abort();
+        assert!(opening.await.is_err_and(|e| e.is_cancelled()));
+        assert!(hub.connections().is_empty());
+    }
+
+    /// A login whose request is dropped while its session is being stored
+    /// still lets go of the name once it goes unclaimed.
+    #[tokio::test]
+    async fn a_dropped_login_frees_its_name() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let store = Paused::open(&dir, false).await;
+        let hub = hub_on(store.clone(), |config| config.unclaimed_name_ms = 50).await;
+        store.pause_create.store(true, SeqCst);
+        let login = tokio::spawn({
+            let hub = hub.clone();
+            async move { hub.login(session::mint().1, "Ann").await }
+        });
+        store.paused.notified().await;
+        login.abort();
+        // The stored row never comes (the write is still paused), yet the
+        // name is given out again once the unclaimed time has passed.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let name = hub.login(session::mint().1, "Ann").await.expect("a login");
+            if name == "Ann" {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the name stayed held"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 }

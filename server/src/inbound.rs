@@ -160,7 +160,76 @@ mod tests {
         assert_eq!(refusal.client_id.as_deref(), Some("c8"));
     }
 
+    /// Any JSON value, a few levels deep.
+    fn json_value() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<f64>().prop_map(serde_json::Value::from),
+            any::<String>().prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(3, 16, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+                proptest::collection::hash_map(any::<String>(), inner, 0..4)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// Frames shaped like the protocol's, with every field free to be wrong:
+    /// another type, a missing or mistyped field, a long or odd client_id,
+    /// extra fields.
+    fn frame() -> impl Strategy<Value = serde_json::Value> {
+        (
+            prop_oneof![Just("message".to_string()), any::<String>()],
+            proptest::option::of(prop_oneof![
+                any::<String>().prop_map(serde_json::Value::from),
+                json_value(),
+            ]),
+            proptest::option::of(prop_oneof![
+                "[ -~]{0,70}".prop_map(serde_json::Value::from),
+                any::<String>().prop_map(serde_json::Value::from),
+                json_value(),
+            ]),
+            proptest::collection::hash_map("[a-z_]{1,10}", json_value(), 0..3),
+        )
+            .prop_map(|(kind, message, client_id, extra)| {
+                let mut frame: serde_json::Map<String, serde_json::Value> =
+                    extra.into_iter().collect();
+                frame.insert("type".into(), kind.into());
+                if let Some(message) = message {
+                    frame.insert("message".into(), message);
+                }
+                if let Some(client_id) = client_id {
+                    frame.insert("client_id".into(), client_id);
+                }
+                serde_json::Value::Object(frame)
+            })
+    }
+
     proptest! {
+        #[test]
+        fn structured_frames_get_a_documented_answer(frame in frame()) {
+            let text = frame.to_string();
+            match decode(&text) {
+                Ok(incoming) => {
+                    prop_assert_eq!(frame["type"].as_str(), Some("message"));
+                    let message = frame["message"].as_str().unwrap_or_default();
+                    prop_assert_eq!(incoming.message.as_str(), message.trim());
+                    prop_assert!(incoming.message.chars().count() <= MAX_MESSAGE_CHARS);
+                    prop_assert_eq!(incoming.client_id.as_deref(), frame["client_id"].as_str());
+                }
+                Err(refusal) => {
+                    prop_assert!(!refusal.message.is_empty());
+                    if let Some(id) = &refusal.client_id {
+                        prop_assert!(!id.is_empty() && id.chars().count() <= MAX_CLIENT_ID_CHARS);
+                    }
+                }
+            }
+        }
+
         #[test]
         fn arbitrary_text_never_panics(text in any::<String>()) {
             match decode(&text) {

@@ -1,6 +1,7 @@
 //! The chat server: axum serving the Leptos pages, a JSON API and the
 //! WebSocket room. `main.rs` only parses the configuration and calls [`run`].
 
+pub mod auth;
 pub mod bus;
 pub mod clock;
 pub mod config;
@@ -8,23 +9,34 @@ pub mod connections;
 pub mod error;
 pub mod hub;
 pub mod inbound;
+pub mod limits;
 pub mod metrics;
 pub mod names;
 pub mod persister;
 pub mod presence;
+pub mod recent;
 pub mod routes;
 pub mod security;
 pub mod session;
+pub mod state;
 pub mod store;
 pub mod ws;
 
-use std::{future::Future, sync::Arc};
+use std::{future::Future, net::SocketAddr, sync::Arc};
 
 use anyhow::Context;
 use leptos::config::LeptosOptions;
-use tokio::{net::TcpListener, sync::Semaphore};
+use tokio::{
+    net::TcpListener,
+    sync::{watch, Semaphore},
+};
 
-use crate::{config::Config, hub::Hub, routes::AppState};
+use crate::{
+    config::{Config, MetricsBind},
+    hub::Hub,
+    limits::Limits,
+    state::AppState,
+};
 
 /// How long shutdown waits for sockets to take their close frames.
 const SOCKETS_CLOSE_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
@@ -36,25 +48,64 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    // Leptos renders pages with async tasks; they run on tokio. (A second
-    // server in the same process finds it already set, which is fine.)
-    let _ = any_spawner::Executor::init_tokio();
+    config
+        .validate()
+        .map_err(|problems| anyhow::anyhow!("invalid configuration: {problems}"))?;
     let store = store::open(&config.database_url)
         .await
         .with_context(|| format!("opening the database {}", config.masked_database_url()))?;
-    let (hub, writer) = Hub::start(store, &config);
+    let metrics_listener = match config.metrics_bind {
+        Some(MetricsBind::At(addr)) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding METRICS_BIND {addr}"))?,
+        ),
+        _ => None,
+    };
+    // Leptos renders pages with async tasks; they run on tokio. (A second
+    // server in the same process finds it already set, which is fine.)
+    let _ = any_spawner::Executor::init_tokio();
+    let (hub, writer) = Hub::start(store, &config)
+        .await
+        .context("reading the newest messages")?;
     let leptos = LeptosOptions::builder()
         .output_name(app::OUTPUT_NAME)
         .site_root(config.site_root.as_str())
         .site_addr(config.bind)
         .build();
+    let config = Arc::new(config);
     let state = AppState {
         hub: hub.clone(),
         connection_slots: Arc::new(Semaphore::new(config.max_connections)),
-        config: Arc::new(config),
+        limits: Arc::new(Limits::new(&config)),
+        config: config.clone(),
         leptos,
     };
-    let app = routes::router(state);
+    // Work beside the server that stops with it: dropping `stop` ends it.
+    let (stop, stopped) = watch::channel(());
+    let mut beside = vec![tokio::spawn(auth::purge_ended_sessions(
+        hub.clone(),
+        config.session_idle(),
+        config.unclaimed_name(),
+        stopped.clone(),
+    ))];
+    if let Some(metrics_listener) = metrics_listener {
+        tracing::info!(addr = %metrics_listener.local_addr()?, "serving /metrics");
+        let metrics = routes::metrics_router(state.clone());
+        let mut stopped = stopped.clone();
+        beside.push(tokio::spawn(async move {
+            let served = axum::serve(metrics_listener, metrics)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.changed().await;
+                })
+                .await;
+            if let Err(error) = served {
+                tracing::error!(%error, "the metrics server failed");
+            }
+        }));
+    }
+    // The peer's address reaches the handlers, for the per-address limits.
+    let app = routes::router(state).into_make_service_with_connect_info::<SocketAddr>();
     tracing::info!(addr = %listener.local_addr()?, "serving");
     let closing = hub.clone();
     axum::serve(listener, app)
@@ -65,11 +116,29 @@ pub async fn serve(
         })
         .await
         .context("serving")?;
+    drop(stop);
+    for task in beside {
+        if let Err(error) = task.await {
+            tracing::error!(%error, "a task beside the server failed");
+        }
+    }
     hub.shut_down();
     hub.connections().drained(SOCKETS_CLOSE_WITHIN).await;
-    writer.await.context("the message writer failed")?;
+    let unstored = writer.await.context("the message writer failed")?;
+    if unstored > 0 {
+        anyhow::bail!(
+            "{unstored} accepted messages could not be stored; their senders were told to resend"
+        );
+    }
     tracing::info!("all accepted messages stored; bye");
     Ok(())
+}
+
+/// Locks a mutex of this server's state. A poisoned lock still holds
+/// consistent data here: every critical section is a few field updates with
+/// nothing that can panic half-way.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
@@ -115,6 +184,14 @@ pub fn log_config(config: &Config) {
         queue_depth = config.queue_depth,
         max_tabs = config.max_tabs,
         max_connections = config.max_connections,
+        unclaimed_name_ms = config.unclaimed_name_ms,
+        session_idle_ms = config.session_idle_ms,
+        login_rate = config.login_rate,
+        max_sockets_per_address = config.max_sockets_per_address,
+        trusted_proxies = ?config.trusted_proxies,
+        metrics_bind = %config
+            .metrics_bind
+            .map_or_else(|| "beside the pages".to_string(), |bind| bind.to_string()),
         "configuration"
     );
 }

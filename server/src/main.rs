@@ -11,6 +11,9 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let config = Config::parse();
+    config
+        .validate()
+        .map_err(|problems| anyhow::anyhow!("invalid configuration: {problems}"))?;
     server::log_config(&config);
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await

@@ -11,6 +11,7 @@ pub struct Metrics {
     pub messages_total: AtomicU64,
     pub deliveries_total: AtomicU64,
     pub dropped_clients_total: AtomicU64,
+    pub unstored_messages_total: AtomicU64,
 }
 
 impl Metrics {
@@ -49,6 +50,11 @@ impl Metrics {
                 "chat_dropped_clients_total",
                 "Sockets closed for falling behind (1013) or going silent.",
                 &self.dropped_clients_total,
+            ),
+            (
+                "chat_unstored_messages_total",
+                "Accepted messages the database refused; their senders were closed with 1011 to resend.",
+                &self.unstored_messages_total,
             ),
         ];
         for (name, help, value) in counters {

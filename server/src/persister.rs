@@ -3,15 +3,23 @@
 //! per message), then broadcasts and acknowledges in id order. Being the only
 //! writer is what makes broadcast order equal to id order.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{atomic::Ordering::Relaxed, Arc, Mutex},
+    time::Duration,
+};
 
 use app::protocol::ServerFrame;
+use axum::extract::ws::close_code;
 use tokio::sync::{mpsc, Notify};
 
 use crate::{
     bus::Bus,
     connections::{Connections, Link, Outgoing},
+    lock,
     metrics::Metrics,
+    presence::Presence,
+    recent::Recent,
+    session::SessionId,
     store::{NewMessage, Store},
 };
 
@@ -22,6 +30,9 @@ pub const QUEUE: usize = 4_096;
 /// Attempts at a failing batch (a busy or briefly unreachable database).
 const ATTEMPTS: u32 = 5;
 const RETRY_AFTER: Duration = Duration::from_millis(200);
+/// The close reason for a sender whose message could not be stored: the
+/// client reconnects and sends its unacknowledged messages again.
+const NOT_STORED: &str = "a message could not be stored: reconnect and send it again";
 
 /// One accepted message and where its ack goes.
 pub struct Submission {
@@ -34,13 +45,17 @@ pub struct Persister {
     pub bus: Arc<dyn Bus>,
     pub connections: Arc<Connections>,
     pub metrics: Arc<Metrics>,
+    pub recent: Arc<Mutex<Recent>>,
+    pub presence: Arc<Mutex<Presence>>,
 }
 
 impl Persister {
-    /// Runs until `stop` is notified, then stores what was already accepted and returns.
-    pub async fn run(self, mut rx: mpsc::Receiver<Submission>, stop: Arc<Notify>) {
+    /// Runs until `stop` is notified, then stores what was already accepted
+    /// and returns how many accepted messages could not be stored.
+    pub async fn run(self, mut rx: mpsc::Receiver<Submission>, stop: Arc<Notify>) -> u64 {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         let mut stopping = false;
+        let mut unstored = 0;
         loop {
             let received = if stopping {
                 rx.recv_many(&mut batch, MAX_BATCH).await
@@ -56,13 +71,15 @@ impl Persister {
                 }
             };
             if received == 0 {
-                return;
+                return unstored;
             }
-            self.write(&mut batch).await;
+            unstored += self.write(&mut batch).await;
         }
     }
 
-    async fn write(&self, batch: &mut Vec<Submission>) {
+    /// Stores one batch, then broadcasts and acks it. Returns how many
+    /// messages could not be stored.
+    async fn write(&self, batch: &mut Vec<Submission>) -> u64 {
         let sent_at = crate::clock::now_rfc3339();
         let mut messages = Vec::with_capacity(batch.len());
         let mut replies = Vec::with_capacity(batch.len());
@@ -83,21 +100,41 @@ impl Persister {
                     tokio::time::sleep(RETRY_AFTER).await;
                 }
                 Err(error) => {
-                    // Unacknowledged: senders keep them pending and resend.
-                    tracing::error!(%error, lost = messages.len(), "storing messages failed");
-                    return;
+                    // Nothing was acked: closing the senders' sockets makes
+                    // their clients reconnect and resend under the same
+                    // client_id.
+                    let lost = messages.len() as u64;
+                    tracing::error!(%error, lost, "storing messages failed; closing their senders");
+                    for link in replies.iter().flatten() {
+                        link.close(close_code::ERROR, NOT_STORED);
+                    }
+                    self.metrics
+                        .unstored_messages_total
+                        .fetch_add(lost, Relaxed);
+                    return lost;
                 }
             }
         };
 
+        {
+            let mut presence = lock(&self.presence);
+            for (appended, new) in appended.iter().zip(&messages) {
+                if let Some(client_id) = &appended.message.client_id {
+                    presence.remember_stored(&SessionId::from_stored(&new.author), client_id);
+                }
+            }
+        }
         for (appended, reply) in appended.into_iter().zip(replies) {
             let id = appended.message.id;
             let client_id = appended.message.client_id.clone();
             if appended.fresh {
-                self.metrics
-                    .messages_total
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if let Some(frame) = Outgoing::encode(&ServerFrame::Message(appended.message)) {
+                self.metrics.messages_total.fetch_add(1, Relaxed);
+                let frame = Outgoing::encode(&ServerFrame::Message(appended.message.clone()));
+                // In the window before anyone can see it: a socket that
+                // reads the window after this has it in its welcome, one
+                // registered before gets the broadcast.
+                lock(&self.recent).push(appended.message);
+                if let Some(frame) = frame {
                     self.bus.publish(frame);
                 }
             }
@@ -107,5 +144,6 @@ impl Persister {
                 }
             }
         }
+        0
     }
 }

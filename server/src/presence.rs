@@ -9,12 +9,12 @@
 //! for the grace period. A session whose name was freed gets it back on its
 //! next socket if it is still free, else the next free suffix of what it typed.
 
-use std::{collections::HashMap, sync::Arc, time::Instant};
+use std::{
+    collections::{HashMap, VecDeque},
+    time::Instant,
+};
 
-use crate::names::fold;
-
-/// A session's key: the SHA-256 of its cookie token.
-pub type SessionId = Arc<str>;
+use crate::{names::fold, session::SessionId};
 
 #[derive(Debug)]
 struct Holder {
@@ -24,7 +24,14 @@ struct Holder {
     /// Changes whenever the holder does; a timer armed at an older epoch is stale.
     epoch: u64,
     bucket: TokenBucket,
+    /// The user's newest stored `client_id`s: a resend of one of these (a
+    /// lost ack) is answered from the store and costs no rate budget.
+    stored: VecDeque<String>,
 }
+
+/// How many of a user's newest `client_id`s are remembered: more than a
+/// browser keeps unacknowledged across a reconnect.
+const STORED_IDS: usize = 64;
 
 /// The rate limit: a token bucket per user.
 #[derive(Debug, Clone, Copy)]
@@ -88,6 +95,10 @@ pub struct Presence {
     holders: HashMap<String, Holder>,
     /// Session to folded name.
     by_session: HashMap<SessionId, String>,
+    /// Per folded base name, a suffix below which every `baseN` is held: the
+    /// search for a free name starts there, so a thousand logins as "a" do
+    /// not each walk past a thousand held names.
+    suffix_from: HashMap<String, u64>,
     epoch: u64,
     rate: Rate,
 }
@@ -97,6 +108,7 @@ impl Presence {
         Self {
             holders: HashMap::new(),
             by_session: HashMap::new(),
+            suffix_from: HashMap::new(),
             epoch: 0,
             rate,
         }
@@ -108,14 +120,34 @@ impl Presence {
     }
 
     /// The first free name of `base`, `base1`, `base2`, ... (case-insensitive).
-    fn free_name(&self, base: &str) -> String {
-        if !self.holders.contains_key(&fold(base)) {
+    fn free_name(&mut self, base: &str) -> String {
+        let key = fold(base);
+        if !self.holders.contains_key(&key) {
             return base.to_string();
         }
-        (1u64..)
-            .map(|n| format!("{base}{n}"))
-            .find(|candidate| !self.holders.contains_key(&fold(candidate)))
-            .unwrap_or_else(|| base.to_string())
+        let from = self.suffix_from.get(&key).copied().unwrap_or(1);
+        let (n, name) = (from..)
+            .map(|n| (n, format!("{base}{n}")))
+            .find(|(_, candidate)| !self.holders.contains_key(&fold(candidate)))
+            .unwrap_or((from, base.to_string()));
+        self.suffix_from.insert(key, n + 1);
+        name
+    }
+
+    /// A held name was let go: any base it is a suffix of may now start lower.
+    fn freed(&mut self, key: &str) {
+        let digits = key.len() - key.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+        for split in key.len() - digits..key.len() {
+            let (base, suffix) = key.split_at(split);
+            if suffix.starts_with('0') {
+                continue;
+            }
+            if let (Some(from), Ok(n)) = (self.suffix_from.get_mut(base), suffix.parse::<u64>()) {
+                *from = (*from).min(n);
+            }
+        }
+        // The base itself is free again: nothing to skip.
+        self.suffix_from.remove(key);
     }
 
     fn hold(&mut self, session: SessionId, name: String) -> u64 {
@@ -130,6 +162,7 @@ impl Presence {
                 online: false,
                 epoch,
                 bucket: TokenBucket::full(self.rate),
+                stored: VecDeque::new(),
             },
         );
         epoch
@@ -212,6 +245,7 @@ impl Presence {
     pub fn release(&mut self, session: &SessionId) -> Option<Released> {
         let key = self.by_session.remove(session)?;
         let holder = self.holders.remove(&key)?;
+        self.freed(&key);
         Some(Released {
             name: holder.name,
             was_online: holder.online,
@@ -234,17 +268,36 @@ impl Presence {
         self.holders.values().filter(|h| h.online).count()
     }
 
-    /// Takes one message's worth from the session's bucket.
-    pub fn allow_message(&mut self, session: &SessionId, now: Instant) -> bool {
+    /// Whether the session may send a frame now: a resend of a stored
+    /// `client_id` is free, anything else takes a token from its bucket.
+    pub fn allow_frame(
+        &mut self,
+        session: &SessionId,
+        client_id: Option<&str>,
+        now: Instant,
+    ) -> bool {
         let rate = self.rate;
-        match self
-            .by_session
+        let Some(holder) = self.holder_mut(session) else {
+            return false;
+        };
+        let resend = client_id.is_some_and(|id| holder.stored.iter().any(|s| s == id));
+        resend || holder.bucket.take(rate, now)
+    }
+
+    /// A message of the session's with this `client_id` is stored.
+    pub fn remember_stored(&mut self, session: &SessionId, client_id: &str) {
+        if let Some(holder) = self.holder_mut(session) {
+            if holder.stored.len() == STORED_IDS {
+                holder.stored.pop_front();
+            }
+            holder.stored.push_back(client_id.to_string());
+        }
+    }
+
+    fn holder_mut(&mut self, session: &SessionId) -> Option<&mut Holder> {
+        self.by_session
             .get(session)
             .and_then(|key| self.holders.get_mut(key))
-        {
-            Some(holder) => holder.bucket.take(rate, now),
-            None => false,
-        }
     }
 }
 
@@ -259,7 +312,7 @@ mod tests {
     };
 
     fn sid(s: &str) -> SessionId {
-        Arc::from(s)
+        SessionId::from_stored(s)
     }
 
     #[test]
@@ -270,6 +323,48 @@ mod tests {
         assert_eq!(p.claim(sid("c"), "JOHN").0, "JOHN2");
         p.release(&sid("b"));
         assert_eq!(p.claim(sid("d"), "John").0, "John1");
+    }
+
+    #[test]
+    fn suffixes_stay_first_free_after_releases() {
+        let mut p = Presence::new(RATE);
+        for i in 0..100 {
+            p.claim(sid(&format!("s{i}")), "a");
+        }
+        assert_eq!(p.claim(sid("x"), "a").0, "a100");
+        // Freed in the middle: the next login gets the lowest free number.
+        p.release(&sid("s7"));
+        p.release(&sid("s42"));
+        assert_eq!(p.claim(sid("y"), "A").0, "A7");
+        assert_eq!(p.claim(sid("z"), "a").0, "a42");
+        assert_eq!(p.claim(sid("w"), "a").0, "a101");
+        // A name typed with digits of its own frees a suffix of a shorter base.
+        let mut p = Presence::new(RATE);
+        p.claim(sid("b0"), "b");
+        p.claim(sid("b1"), "b1");
+        assert_eq!(p.claim(sid("b2"), "b").0, "b2");
+        p.release(&sid("b1"));
+        assert_eq!(p.claim(sid("b3"), "b").0, "b1");
+        // The base itself freed: it is given out again.
+        p.release(&sid("b0"));
+        assert_eq!(p.claim(sid("b4"), "B").0, "B");
+    }
+
+    #[test]
+    fn a_resend_of_a_stored_message_is_free() {
+        let mut p = Presence::new(RATE);
+        p.claim(sid("a"), "Ann");
+        let now = Instant::now();
+        while p.allow_frame(&sid("a"), Some("new"), now) {}
+        p.remember_stored(&sid("a"), "sent");
+        assert!(p.allow_frame(&sid("a"), Some("sent"), now));
+        assert!(!p.allow_frame(&sid("a"), Some("new"), now));
+        assert!(!p.allow_frame(&sid("a"), None, now));
+        // Only the newest few are remembered.
+        for n in 0..STORED_IDS {
+            p.remember_stored(&sid("a"), &n.to_string());
+        }
+        assert!(!p.allow_frame(&sid("a"), Some("sent"), now));
     }
 
     #[test]
@@ -323,10 +418,11 @@ mod tests {
         p.claim(sid("a"), "Ann");
         let start = Instant::now();
         let allowed = (0..20)
-            .filter(|_| p.allow_message(&sid("a"), start))
+            .filter(|_| p.allow_frame(&sid("a"), None, start))
             .count();
         assert_eq!(allowed, 10);
-        assert!(p.allow_message(&sid("a"), start + Duration::from_millis(200)));
-        assert!(!p.allow_message(&sid("a"), start + Duration::from_millis(200)));
+        let later = start + Duration::from_millis(200);
+        assert!(p.allow_frame(&sid("a"), None, later));
+        assert!(!p.allow_frame(&sid("a"), None, later));
     }
 }

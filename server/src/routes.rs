@@ -1,30 +1,24 @@
 //! The HTTP surface: pages, the JSON API, health and metrics.
 
-use std::sync::Arc;
-
 use app::protocol::{
     LoginRequest, LoginResponse, MessagePage, OnlineUsers, HISTORY_PAGE, MAX_HISTORY_PAGE,
 };
 use axum::{
     body::Bytes,
-    extract::{rejection::BytesRejection, FromRef, RawQuery, Request, State},
+    extract::{rejection::BytesRejection, RawQuery, Request, State},
     middleware,
     response::{Html, IntoResponse, Redirect, Response},
     routing::{get, post},
     Json, Router,
 };
-use http::{header, HeaderMap, StatusCode};
-use leptos::config::LeptosOptions;
-use tokio::sync::Semaphore;
+use http::{header, HeaderMap, HeaderValue, StatusCode};
 
 use crate::{
-    config::Config,
+    auth::{self, Authenticated},
     error::AppError,
-    hub::Hub,
-    names,
-    presence::SessionId,
-    security,
-    session::{self, Authenticated},
+    limits::ClientAddr,
+    names, security, session,
+    state::AppState,
     ws,
 };
 
@@ -32,23 +26,10 @@ use crate::{
 /// percent-encoded.
 const MAX_FORM_BYTES: usize = 4 * 1024;
 
-#[derive(Clone)]
-pub struct AppState {
-    pub hub: Hub,
-    pub config: Arc<Config>,
-    pub leptos: LeptosOptions,
-    /// One permit per open socket: the global connection cap.
-    pub connection_slots: Arc<Semaphore>,
-}
-
-impl FromRef<AppState> for LeptosOptions {
-    fn from_ref(state: &AppState) -> Self {
-        state.leptos.clone()
-    }
-}
-
+/// The pages, the API and the socket; `/metrics` too unless `METRICS_BIND`
+/// moves it elsewhere or turns it off.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/", get(page))
         .route("/chat/", get(page))
         .route("/chat", get(|| async { Redirect::permanent("/chat/") }))
@@ -57,19 +38,33 @@ pub fn router(state: AppState) -> Router {
         .route("/get_online_users/", get(online_users))
         .route("/api/messages", get(messages))
         .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
-        .route("/ws/chat/", get(ws::upgrade))
+        .route("/ws/chat/", get(ws::upgrade));
+    let router = match state.config.metrics_bind {
+        None => router.route("/metrics", get(metrics)),
+        Some(_) => router,
+    };
+    router
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
             app::shell,
         ))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM_BYTES))
-        .layer(middleware::from_fn(security::headers))
+        .layer(middleware::from_fn_with_state(
+            state.config.clone(),
+            security::headers,
+        ))
+        .with_state(state)
+}
+
+/// `/metrics` alone, for `METRICS_BIND=<address>`.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
         .with_state(state)
 }
 
 /// `/` and `/chat/`: the Leptos pages, after sending people where they belong.
 async fn page(State(state): State<AppState>, request: Request) -> Result<Response, AppError> {
-    let signed_in = session::current(&state, request.headers()).await?.is_some();
+    let signed_in = auth::current(&state, request.headers()).await?.is_some();
     match (request.uri().path(), signed_in) {
         ("/", true) => return Ok(Redirect::to("/chat/").into_response()),
         ("/chat/", false) => return Ok(Redirect::to("/").into_response()),
@@ -111,6 +106,7 @@ fn wants(headers: &HeaderMap, body: &[u8]) -> Wants {
 
 async fn login(
     State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, AppError> {
@@ -122,7 +118,8 @@ async fn login(
         // Only a name far over the limit makes a body this large.
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             let wants = wants(&headers, b"-");
-            return Ok(refuse_name(wants, names::NameError::TooLong, String::new()));
+            let error = AppError::Invalid(names::NameError::TooLong.to_string());
+            return Ok(refuse(wants, error, String::new()));
         }
         Err(rejection) => return Ok(rejection.into_response()),
     };
@@ -140,11 +137,21 @@ async fn login(
             .map(|(_, value)| value.into_owned())
             .unwrap_or_default(),
     };
+    if let Err(error) = state.limits.login(client) {
+        tracing::debug!(%client, "too many logins");
+        return Ok(refuse(wants, error, typed));
+    }
     let name = match names::validate(&typed) {
         Ok(name) => name,
-        Err(error) => return Ok(refuse_name(wants, error, typed)),
+        Err(error) => return Ok(refuse(wants, AppError::Invalid(error.to_string()), typed)),
     };
-    let (token, username) = state.hub.login(&name).await?;
+    // A browser that logs in again leaves its old session first, so that
+    // session cannot be used again and its name is free for this login.
+    if let Some(old) = session::presented(&headers, state.config.cookie_secure) {
+        state.hub.logout(&old).await?;
+    }
+    let (token, id) = session::mint();
+    let username = state.hub.login(id, &name).await?;
     tracing::info!(user = %username, "login");
     let cookie = session::set_cookie(&token, state.config.cookie_secure);
     Ok(match wants {
@@ -157,14 +164,19 @@ async fn login(
     })
 }
 
-/// 422: the login page again with the reason (form), or `{"error": ...}` (JSON).
-fn refuse_name(wants: Wants, error: names::NameError, typed: String) -> Response {
+/// A refused login: the login page again with the reason (form), or
+/// `{"error": ...}` (JSON), with the error's status and `Retry-After`.
+fn refuse(wants: Wants, error: AppError, typed: String) -> Response {
     match wants {
         Wants::Html => {
+            let status = error.status();
+            let retry_after = error
+                .retry_after()
+                .map(|seconds| [(header::RETRY_AFTER, HeaderValue::from(seconds))]);
             let page = app::login_error_document(error.to_string(), typed);
-            (StatusCode::UNPROCESSABLE_ENTITY, Html(page)).into_response()
+            (status, retry_after, Html(page)).into_response()
         }
-        Wants::Json => AppError::Invalid(error.to_string()).into_response(),
+        Wants::Json => error.into_response(),
     }
 }
 
@@ -181,11 +193,8 @@ async fn logout(
         header::SET_COOKIE,
         session::clear_cookie(state.config.cookie_secure),
     )];
-    let ended = match session::token(&headers) {
-        Some(token) => {
-            let id: SessionId = session::id_of(token).into();
-            state.hub.logout(&id).await?
-        }
+    let ended = match session::presented(&headers, state.config.cookie_secure) {
+        Some(id) => state.hub.logout(&id).await?,
         None => false,
     };
     if ended {

@@ -1,30 +1,51 @@
 //! Headers every response carries, and the origin rules for state-changing
 //! requests and the WebSocket upgrade.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
-use axum::{extract::Request, middleware::Next, response::Response};
+use axum::{
+    extract::{Request, State},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
 use http::{header, HeaderMap, HeaderValue};
 use leptos::nonce::Nonce;
 
-use crate::config::Config;
+use crate::{config::Config, error::AppError};
+
+/// Over HTTPS, browsers are told to use nothing else for a year, subdomains
+/// included (the value every HSTS preload list asks for).
+const STRICT_TRANSPORT_SECURITY: &str = "max-age=31536000; includeSubDomains";
 
 /// Adds the security headers. Each request gets a fresh nonce, named in the
 /// Content-Security-Policy and stamped by Leptos on its hydration script.
-pub async fn headers(mut request: Request, next: Next) -> Response {
+pub async fn headers(State(config): State<Arc<Config>>, request: Request, next: Next) -> Response {
+    secure(request, next, dev_reload(), config.cookie_secure).await
+}
+
+/// [`headers`], with the extra `connect-src` sources given. Fails closed: a
+/// policy that cannot be a header gets a 500, never a page without it.
+async fn secure(mut request: Request, next: Next, connect_extra: &str, https: bool) -> Response {
     let nonce = Nonce::new();
     let policy = format!(
         "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; \
-         style-src 'self'; img-src 'self' data:; connect-src 'self'{}; object-src 'none'; \
-         base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
-        dev_reload()
+         style-src 'self'; img-src 'self' data:; connect-src 'self'{connect_extra}; \
+         object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
     );
-    request.extensions_mut().insert(nonce);
-    let mut response = next.run(request).await;
+    let mut response = match HeaderValue::from_str(&policy) {
+        Ok(policy) => {
+            request.extensions_mut().insert(nonce);
+            let mut response = next.run(request).await;
+            response
+                .headers_mut()
+                .insert(header::CONTENT_SECURITY_POLICY, policy);
+            response
+        }
+        Err(_) => {
+            AppError::Internal("the Content-Security-Policy is not a valid header").into_response()
+        }
+    };
     let headers = response.headers_mut();
-    if let Ok(policy) = HeaderValue::from_str(&policy) {
-        headers.insert(header::CONTENT_SECURITY_POLICY, policy);
-    }
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -34,6 +55,12 @@ pub async fn headers(mut request: Request, next: Next) -> Response {
         HeaderValue::from_static("same-origin"),
     );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if https {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static(STRICT_TRANSPORT_SECURITY),
+        );
+    }
     response
 }
 
@@ -84,4 +111,43 @@ pub fn upgrade_allowed(config: &Config, headers: &HeaderMap) -> bool {
         .get(header::ORIGIN)
         .and_then(|origin| origin.to_str().ok())
         .is_some_and(|origin| origin_allowed(config, headers, origin))
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::{middleware, routing::get, Router};
+    use http::StatusCode;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    async fn answer(connect_extra: &'static str) -> Response {
+        let app = Router::new()
+            .route("/", get(|| async { "the page" }))
+            .layer(middleware::from_fn(move |request, next| {
+                secure(request, next, connect_extra, false)
+            }));
+        let request = Request::builder()
+            .uri("/")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        app.oneshot(request).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_page_without_its_policy_is_never_sent() {
+        let fine = answer(" ws://*:3001").await;
+        assert_eq!(fine.status(), StatusCode::OK);
+        assert!(fine.headers().contains_key(header::CONTENT_SECURITY_POLICY));
+
+        let broken = answer(" ws://*:3001\n").await;
+        assert_eq!(broken.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!broken
+            .headers()
+            .contains_key(header::CONTENT_SECURITY_POLICY));
+        let body = axum::body::to_bytes(broken.into_body(), 1024)
+            .await
+            .unwrap();
+        assert!(!String::from_utf8_lossy(&body).contains("the page"));
+    }
 }

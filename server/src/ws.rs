@@ -1,10 +1,13 @@
 //! `/ws/chat/`: the upgrade checks, then one socket's life.
 //!
 //! Each socket has a reader (this task) and a writer task. The writer alone
-//! touches the sending half: it drains the socket's bounded queue, pings, and
-//! closes with a code when asked. Nothing else ever waits on a client.
+//! touches the sending half: it sends the `welcome`, drains the socket's
+//! bounded queue, pings, drops a silent or stalled peer, and closes with a
+//! code when asked. Nothing else ever waits on a client.
 
 use std::{
+    future::Future,
+    pin::Pin,
     sync::{
         atomic::{AtomicU64, Ordering::Relaxed},
         Arc,
@@ -12,30 +15,35 @@ use std::{
     time::Duration,
 };
 
-use app::protocol::{ServerFrame, HISTORY_PAGE, MAX_RESUME};
+use app::protocol::{ErrorCode, ServerFrame};
 use axum::{
     extract::{
-        ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade},
+        ws::{close_code, CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade},
         RawQuery, State,
     },
     response::{IntoResponse, Response},
 };
-use futures::{stream::SplitSink, SinkExt, StreamExt};
+use futures::{
+    stream::{SplitSink, SplitStream},
+    SinkExt, StreamExt,
+};
 use http::HeaderMap;
 use tokio::{
-    sync::{mpsc, OwnedSemaphorePermit},
-    time::Instant,
+    sync::mpsc,
+    task::JoinHandle,
+    time::{timeout_at, Instant, MissedTickBehavior},
 };
 
 use crate::{
-    connections::{close, Closer, Link, Outgoing},
+    auth,
+    connections::{Closer, Link, Outgoing},
     error::AppError,
     hub::Hub,
     inbound,
     persister::Submission,
-    presence::SessionId,
-    routes::AppState,
-    security, session,
+    security,
+    session::SessionId,
+    state::AppState,
     store::{NewMessage, SessionRow},
 };
 
@@ -47,9 +55,14 @@ pub const MAX_FRAME_BYTES: usize = 16 * 1024;
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Frames written before one flush: a burst costs one syscall, not one each.
 const WRITE_BATCH: usize = 64;
+/// Frames in a row refused for the rate before the socket is closed: a
+/// client that paces itself never gets near it, a flood stops costing
+/// parses (1008).
+const FLOOD_STRIKES: u32 = 50;
 
 pub async fn upgrade(
     State(state): State<AppState>,
+    crate::limits::ClientAddr(client): crate::limits::ClientAddr,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
     upgrade: WebSocketUpgrade,
@@ -57,10 +70,13 @@ pub async fn upgrade(
     if !security::upgrade_allowed(&state.config, &headers) {
         return Err(AppError::ForeignOrigin);
     }
-    let session = session::current(&state, &headers)
+    let session = auth::current(&state, &headers)
         .await?
         .ok_or(AppError::Unauthorized)?;
     let after = parse_after(query.as_deref())?;
+    // This address's share first, so one address over its cap is told so
+    // (429) rather than taking a server-wide slot from anyone else.
+    let address_slot = state.limits.socket(client)?;
     let permit = state
         .connection_slots
         .clone()
@@ -69,7 +85,7 @@ pub async fn upgrade(
     Ok(upgrade
         .max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES)
-        .on_upgrade(move |socket| serve(socket, state, session, after, permit))
+        .on_upgrade(move |socket| serve(socket, state, session, after, (permit, address_slot)))
         .into_response())
 }
 
@@ -87,7 +103,9 @@ fn parse_after(query: Option<&str>) -> Result<Option<i64>, AppError> {
     Ok(None)
 }
 
-/// Milliseconds since the socket opened when the client was last heard from.
+/// When the client was last heard from (any frame, pongs included), as
+/// milliseconds since the socket opened: shared by the reader and the writer
+/// without a lock.
 struct LastHeard {
     start: Instant,
     at_ms: AtomicU64,
@@ -106,10 +124,9 @@ impl LastHeard {
             .store(self.start.elapsed().as_millis() as u64, Relaxed);
     }
 
-    fn silent_for(&self) -> Duration {
-        self.start
-            .elapsed()
-            .saturating_sub(Duration::from_millis(self.at_ms.load(Relaxed)))
+    /// When the peer counts as gone if nothing more is heard.
+    fn deadline(&self, peer_timeout: Duration) -> Instant {
+        self.start + Duration::from_millis(self.at_ms.load(Relaxed)) + peer_timeout
     }
 }
 
@@ -118,90 +135,77 @@ async fn serve(
     state: AppState,
     session: SessionRow,
     after: Option<i64>,
-    permit: OwnedSemaphorePermit,
+    permit: impl Send + 'static,
 ) {
     let hub = state.hub.clone();
     let (mut sink, mut stream) = socket.split();
-
-    let attached = match hub.attach(&session) {
-        Ok(attached) => attached,
-        Err(_) => {
-            let reason = "too many tabs open for this session: close one and retry";
-            send_close(&mut sink, close::POLICY, reason).await;
+    let (link, rx, closer) = Link::new(state.config.queue_depth);
+    // Registered before history is read, so nothing published in between is
+    // missed; the writer skips what the welcome already carries. The guard
+    // unregisters the socket however this task ends.
+    let guard = match hub.open_socket(&session, link.clone()).await {
+        Ok(guard) => guard,
+        Err(refused) => {
+            if let crate::hub::Refused::Store(error) = &refused {
+                tracing::error!(%error, "could not read a session");
+            }
+            let (code, reason) = refused.close_frame();
+            send_close(&mut sink, code, reason).await;
             return;
         }
     };
-    let id: SessionId = session.id.as_str().into();
-    let (link, rx, closer) = Link::new(state.config.queue_depth);
-    // Registered before history is read, so nothing published in between is
-    // missed; the writer skips what the welcome already carries.
-    let conn = hub.connections().register(id.clone(), link.clone());
-    tracing::debug!(user = %attached.name, conn, "socket open");
-
-    let welcomed = welcome(&hub, &attached.name, after, &mut sink).await;
-    if let Some(skip_through) = welcomed {
-        let heard = Arc::new(LastHeard::new());
-        let writer = tokio::spawn(write(
-            sink,
-            rx,
-            closer.clone(),
-            skip_through,
-            heard.clone(),
-            WriterTiming {
-                ping_every: state.config.ping_interval(),
-                peer_timeout: state.config.peer_timeout(),
-            },
-            hub.clone(),
-        ));
-        let reader = Reader {
-            hub: &hub,
-            link: &link,
-            author: &id,
-            username: &attached.name,
-            rate_per_sec: state.config.rate_per_sec,
-        };
-        reader.run(&mut stream, writer, &closer, &heard).await;
-    }
-
-    // The slot is free before the gauge says so.
-    drop(permit);
-    hub.connections().remove(conn);
-    hub.detach(&id);
-    tracing::debug!(user = %attached.name, conn, "socket closed");
-}
-
-/// Sends `welcome`. Returns the id through which history was sent (live
-/// frames up to it are skipped), or `None` if the socket is already gone.
-async fn welcome(
-    hub: &Hub,
-    username: &str,
-    after: Option<i64>,
-    sink: &mut SplitSink<WebSocket, Message>,
-) -> Option<i64> {
-    let history = match after {
-        None => hub.store().latest(HISTORY_PAGE).await,
-        Some(after) => hub.store().after(after, MAX_RESUME + 1).await,
-    };
-    let mut history = match history {
-        Ok(history) => history,
+    tracing::debug!(user = %guard.name, "socket open");
+    let welcome = match hub.history(after).await {
+        Ok(history) => {
+            let frame = ServerFrame::Welcome {
+                username: guard.name.clone(),
+                online_users: hub.online(),
+                history: history.messages,
+                complete: history.complete,
+            };
+            Outgoing::encode(&frame).map(|out| (out.text, history.skip_through))
+        }
         Err(error) => {
             tracing::error!(%error, "could not read history");
-            send_close(sink, 1011, "could not read history; try again").await;
-            return None;
+            None
         }
     };
-    let complete = history.len() <= MAX_RESUME;
-    history.truncate(MAX_RESUME);
-    let skip_through = history.last().map(|m| m.id).or(after).unwrap_or(0);
-    let frame = ServerFrame::Welcome {
-        username: username.to_string(),
-        online_users: hub.online(),
-        history,
-        complete,
+    let Some((welcome, skip_through)) = welcome else {
+        send_close(
+            &mut sink,
+            close_code::ERROR,
+            "could not read history; try again",
+        )
+        .await;
+        return;
     };
-    let out = Outgoing::encode(&frame)?;
-    sink.send(Message::Text(out.text)).await.ok()?;
-    Some(skip_through)
+
+    let heard = Arc::new(LastHeard::new());
+    let writer = tokio::spawn(write(
+        sink,
+        rx,
+        closer.clone(),
+        Writing {
+            welcome,
+            skip_through,
+            heard: heard.clone(),
+            ping_every: state.config.ping_interval(),
+            peer_timeout: state.config.peer_timeout(),
+            hub: hub.clone(),
+        },
+    ));
+    let reader = Reader {
+        hub: &hub,
+        link: &link,
+        author: &SessionId::from_stored(&session.id),
+        username: &guard.name,
+        rate_per_sec: state.config.rate_per_sec,
+    };
+    reader.run(&mut stream, writer, &closer, &heard).await;
+    tracing::debug!(user = %guard.name, "socket closed");
+    // The slot is free before the gauge says so.
+    drop(permit);
+    drop(guard);
 }
 
 async fn send_close(sink: &mut SplitSink<WebSocket, Message>, code: u16, reason: &'static str) {
@@ -212,63 +216,123 @@ async fn send_close(sink: &mut SplitSink<WebSocket, Message>, code: u16, reason:
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(frame)).await;
 }
 
-struct WriterTiming {
+/// What the writer needs besides the socket and its queue.
+struct Writing {
+    /// The first frame, serialised.
+    welcome: Utf8Bytes,
+    /// Live message frames up to this id are already in the welcome.
+    skip_through: i64,
+    heard: Arc<LastHeard>,
     ping_every: Duration,
     peer_timeout: Duration,
+    hub: Hub,
 }
 
-/// The only task that writes to the socket.
+/// Whether the writer goes on after a write.
+enum Wrote {
+    Done,
+    /// The socket is finished: closed, gone, silent or stalled.
+    Stop,
+}
+
+/// The only task that writes to the socket. Every write, the welcome
+/// included, runs under the same rules: a close request is honoured (the
+/// write in flight finishes first, then the close frame, within
+/// [`CLOSE_TIMEOUT`]), and a write that cannot complete within the peer
+/// timeout means the client stopped reading.
 async fn write(
     mut sink: SplitSink<WebSocket, Message>,
     mut rx: mpsc::Receiver<Outgoing>,
     closer: Arc<Closer>,
-    skip_through: i64,
-    heard: Arc<LastHeard>,
-    timing: WriterTiming,
-    hub: Hub,
+    how: Writing,
 ) {
-    let mut ping = tokio::time::interval_at(Instant::now() + timing.ping_every, timing.ping_every);
+    let closing = closer.requested();
+    tokio::pin!(closing);
+    let welcome = vec![Message::Text(how.welcome.clone())];
+    if let Wrote::Stop = write_frames(&mut sink, welcome, closing.as_mut(), &how).await {
+        return;
+    }
+    let mut ping = tokio::time::interval_at(Instant::now() + how.ping_every, how.ping_every);
+    // A late tick is not made up with a burst of pings.
+    ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let silence = tokio::time::sleep_until(how.heard.deadline(how.peer_timeout));
+    tokio::pin!(silence);
     let mut batch = Vec::with_capacity(WRITE_BATCH);
     loop {
-        tokio::select! {
+        // Checked on every turn, ahead of the queue: a peer that stopped
+        // answering is dropped on time even while messages flow.
+        silence.as_mut().reset(how.heard.deadline(how.peer_timeout));
+        let frames = tokio::select! {
             biased;
-            (code, reason) = closer.requested() => {
+            (code, reason) = &mut closing => {
                 send_close(&mut sink, code, reason).await;
                 return;
             }
-            received = rx.recv_many(&mut batch, WRITE_BATCH) => {
-                if received == 0 {
-                    return;
-                }
-            }
-            _ = ping.tick() => {
-                if heard.silent_for() > timing.peer_timeout {
-                    hub.metrics().dropped_clients_total.fetch_add(1, Relaxed);
-                    return;
-                }
-                if sink.send(Message::Ping(Default::default())).await.is_err() {
+            _ = &mut silence => {
+                if Instant::now() >= how.heard.deadline(how.peer_timeout) {
+                    how.hub.metrics().dropped_clients_total.fetch_add(1, Relaxed);
                     return;
                 }
                 continue;
             }
-        }
-        let frames = batch
-            .drain(..)
-            .filter(|frame| frame.id.is_none_or(|id| id > skip_through))
-            .map(|frame| Ok(Message::Text(frame.text)));
-        let mut frames = futures::stream::iter(frames);
-        tokio::select! {
-            biased;
-            // Asked to close while the client is not reading: its buffers are
-            // too full for a close frame, so just drop it.
-            _ = closer.requested() => return,
-            sent = sink.send_all(&mut frames) => {
-                if sent.is_err() {
+            _ = ping.tick() => vec![Message::Ping(Default::default())],
+            received = rx.recv_many(&mut batch, WRITE_BATCH) => {
+                if received == 0 {
                     return;
                 }
+                batch
+                    .drain(..)
+                    .filter(|frame| frame.id.is_none_or(|id| id > how.skip_through))
+                    .map(|frame| Message::Text(frame.text))
+                    .collect()
             }
+        };
+        if let Wrote::Stop = write_frames(&mut sink, frames, closing.as_mut(), &how).await {
+            return;
         }
     }
+}
+
+/// Writes `frames` with one flush, under the writer's rules.
+async fn write_frames(
+    sink: &mut SplitSink<WebSocket, Message>,
+    frames: Vec<Message>,
+    mut closing: Pin<&mut impl Future<Output = (u16, &'static str)>>,
+    how: &Writing,
+) -> Wrote {
+    if frames.is_empty() {
+        return Wrote::Done;
+    }
+    let mut frames = futures::stream::iter(frames.into_iter().map(Ok));
+    let asked = {
+        let send = sink.send_all(&mut frames);
+        tokio::pin!(send);
+        tokio::select! {
+            biased;
+            sent = &mut send => return if sent.is_ok() { Wrote::Done } else { Wrote::Stop },
+            why = &mut closing => {
+                // Finish what is in flight, then close, all within the close
+                // timeout; only a client whose buffers stay full is dropped
+                // without its close frame.
+                let deadline = Instant::now() + CLOSE_TIMEOUT;
+                matches!(timeout_at(deadline, &mut send).await, Ok(Ok(())))
+                    .then_some((why, deadline))
+            }
+            _ = tokio::time::sleep(how.peer_timeout) => {
+                // The client has not taken a byte for the whole peer timeout.
+                how.hub.metrics().dropped_clients_total.fetch_add(1, Relaxed);
+                None
+            }
+        }
+    };
+    if let Some(((code, reason), deadline)) = asked {
+        let frame = Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        }));
+        let _ = timeout_at(deadline, sink.send(frame)).await;
+    }
+    Wrote::Stop
 }
 
 /// The reading half: every frame the client sends gets its documented answer.
@@ -283,11 +347,12 @@ struct Reader<'a> {
 impl Reader<'_> {
     async fn run(
         &self,
-        stream: &mut futures::stream::SplitStream<WebSocket>,
-        mut writer: tokio::task::JoinHandle<()>,
+        stream: &mut SplitStream<WebSocket>,
+        mut writer: JoinHandle<()>,
         closer: &Closer,
         heard: &LastHeard,
     ) {
+        let mut strikes = 0;
         loop {
             let item = tokio::select! {
                 item = stream.next() => item,
@@ -295,15 +360,25 @@ impl Reader<'_> {
             };
             heard.touch();
             match item {
-                Some(Ok(Message::Text(text))) => self.on_text(text.as_str()).await,
+                Some(Ok(Message::Text(text))) => {
+                    if self.on_text(text.as_str()).await {
+                        strikes = 0;
+                    } else {
+                        strikes += 1;
+                        if strikes >= FLOOD_STRIKES {
+                            closer.close(close_code::POLICY, "sending too fast");
+                            break;
+                        }
+                    }
+                }
                 Some(Ok(Message::Binary(_))) => {
-                    closer.close(close::UNSUPPORTED, "binary frames are not accepted");
+                    closer.close(close_code::UNSUPPORTED, "binary frames are not accepted");
                     break;
                 }
                 Some(Ok(_)) => {}
                 Some(Err(error)) => {
                     if is_too_big(&error) {
-                        closer.close(close::TOO_BIG, "frame too large: at most 16 KiB");
+                        closer.close(close_code::SIZE, "frame too large: at most 16 KiB");
                     }
                     break;
                 }
@@ -311,8 +386,8 @@ impl Reader<'_> {
             }
         }
         // Let the writer send its close frame (or notice the socket is gone).
-        closer.close(close::NORMAL, "");
-        if tokio::time::timeout(CLOSE_TIMEOUT, &mut writer)
+        closer.close(close_code::NORMAL, "");
+        if tokio::time::timeout(CLOSE_TIMEOUT * 2, &mut writer)
             .await
             .is_err()
         {
@@ -320,12 +395,21 @@ impl Reader<'_> {
         }
     }
 
-    async fn on_text(&self, text: &str) {
-        let refusal = match inbound::decode(text) {
-            Ok(incoming) if self.hub.allow_message(self.author) => {
+    /// Answers one text frame. Every frame costs a token from the user's
+    /// rate budget, whatever it holds (only the resend of a message already
+    /// stored is free); false when there was none left.
+    async fn on_text(&self, text: &str) -> bool {
+        let decoded = inbound::decode(text);
+        let client_id = match &decoded {
+            Ok(incoming) => incoming.client_id.as_deref(),
+            Err(_) => None,
+        };
+        let allowed = self.hub.allow_frame(self.author, client_id);
+        let refusal = match decoded {
+            Ok(incoming) if allowed => {
                 let submission = Submission {
                     message: NewMessage {
-                        author: self.author.to_string(),
+                        author: self.author.as_str().to_string(),
                         username: self.username.to_string(),
                         body: incoming.message,
                         sent_at: String::new(),
@@ -334,23 +418,29 @@ impl Reader<'_> {
                     reply: Some(self.link.clone()),
                 };
                 if !self.hub.submit(submission).await {
-                    self.link.close(close::GOING_AWAY, "server restarting");
+                    self.link.close(close_code::AWAY, "server restarting");
                 }
-                return;
+                return true;
             }
-            Ok(incoming) => ServerFrame::Error {
-                code: app::protocol::ErrorCode::RateLimited,
-                message: format!("Slow down: at most {} messages a second", self.rate_per_sec),
-                client_id: incoming.client_id,
-            },
-            Err(refusal) => ServerFrame::Error {
+            Ok(incoming) => self.rate_limited(incoming.client_id),
+            Err(refusal) if allowed => ServerFrame::Error {
                 code: refusal.code,
                 message: refusal.message,
                 client_id: refusal.client_id,
             },
+            Err(refusal) => self.rate_limited(refusal.client_id),
         };
         if let Some(out) = Outgoing::encode(&refusal) {
             self.hub.connections().offer(self.link, out);
+        }
+        allowed
+    }
+
+    fn rate_limited(&self, client_id: Option<String>) -> ServerFrame {
+        ServerFrame::Error {
+            code: ErrorCode::RateLimited,
+            message: format!("Slow down: at most {} messages a second", self.rate_per_sec),
+            client_id,
         }
     }
 }

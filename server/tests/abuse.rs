@@ -412,6 +412,16 @@ async fn behind_https_the_session_cookie_is_secure() {
             .any(|attribute| attribute.trim() == "Secure"),
         "{cookie}"
     );
+    // `__Host-`: no sibling domain or plain-HTTP page can set or shadow it.
+    assert!(cookie.starts_with("__Host-chat_session="), "{cookie}");
+    let session = common::session_cookie(&response).expect("a session token");
+    assert_eq!(
+        server
+            .get("/get_online_users/", Some(&session))
+            .await
+            .status(),
+        http::StatusCode::OK
+    );
     let plain = TestServer::start().await;
     let response = plain.login_json("Alice").await;
     let cookie = common::set_cookie(&response).expect("a session cookie");

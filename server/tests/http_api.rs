@@ -3,12 +3,14 @@
 
 mod common;
 
-use std::collections::BTreeSet;
+use std::{collections::BTreeSet, time::Duration};
 
 use app::protocol::ChatMessage;
 use common::{header_text, metric_value, session_cookie, set_cookie, TestServer};
 use http::{header, StatusCode};
 use serde_json::json;
+use server::config::MetricsBind;
+use tokio::time::Instant;
 
 /// Everything after `name=` in a `Set-Cookie` value, as attribute names.
 fn cookie_attributes(set_cookie: &str) -> Vec<String> {
@@ -551,4 +553,211 @@ fn url_encode(text: &str) -> String {
             }
         })
         .collect()
+}
+
+/// The stored session a `chat_session=<token>` cookie names, however long
+/// ago it was used.
+async fn stored_session(server: &TestServer, cookie: &str) -> Option<server::store::SessionRow> {
+    let token = cookie.split_once('=').expect("name=token").1;
+    let store = server::store::open(server.database_url())
+        .await
+        .expect("the server's database opens");
+    store
+        .find_session(server::session::SessionId::of_token(token).as_str())
+        .await
+        .expect("the session table answers")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_login_ends_the_session_the_browser_presents() {
+    let server = TestServer::start().await;
+    let first = server.login("John").await;
+    let mut socket = server.connect(&first).await;
+    socket.welcome().await;
+
+    let response = server
+        .http()
+        .post(server.url("/api/login"))
+        .header(header::COOKIE, &first.cookie)
+        .json(&json!({ "username": "John" }))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(response.status(), StatusCode::OK);
+    let second = session_cookie(&response).expect("a new session");
+    assert_ne!(second, first.cookie);
+    let body: serde_json::Value = response.json().await.expect("JSON");
+    assert_eq!(body["username"], "John", "the old session's name was freed");
+
+    assert_eq!(
+        server
+            .get("/get_online_users/", Some(&first.cookie))
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED,
+        "the old cookie opens nothing"
+    );
+    assert!(stored_session(&server, &first.cookie).await.is_none());
+    socket.expect_close().await;
+    assert_eq!(
+        server
+            .get("/get_online_users/", Some(&second))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_left_unused_ends_and_one_in_use_does_not() {
+    let idle = Duration::from_millis(1_000);
+    let server = TestServer::start_with(|config| {
+        config.session_idle_ms = idle.as_millis() as u64;
+    })
+    .await;
+    let idle_one = server.login("Sleepy").await;
+    let busy = server.login("Busy").await;
+    // Busy keeps using the session for over twice the idle time.
+    let started = Instant::now();
+    while started.elapsed() < idle * 2 + idle / 2 {
+        assert_eq!(
+            server
+                .get("/get_online_users/", Some(&busy.cookie))
+                .await
+                .status(),
+            StatusCode::OK,
+            "a session in use lives on"
+        );
+        tokio::time::sleep(idle / 20).await;
+    }
+    let deadline = Instant::now() + common::CONDITION_TIMEOUT;
+    while stored_session(&server, &idle_one.cookie).await.is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "the idle session was never purged"
+        );
+        tokio::time::sleep(idle / 20).await;
+    }
+    assert_eq!(
+        server
+            .get("/get_online_users/", Some(&idle_one.cookie))
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let chat = server.get("/chat/", Some(&idle_one.cookie)).await;
+    assert_eq!(chat.status(), StatusCode::SEE_OTHER);
+    assert_eq!(header_text(&chat, header::LOCATION), "/");
+    assert!(stored_session(&server, &busy.cookie).await.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_that_never_connects_is_purged_after_the_unclaimed_time() {
+    let server = TestServer::start_with(|config| config.unclaimed_name_ms = 1_000).await;
+    let connected = server.login("Connected").await;
+    let (mut socket, _) = server.join(&connected).await;
+    let lurker = server.login("Lurker").await;
+    let deadline = Instant::now() + common::CONDITION_TIMEOUT;
+    while server
+        .get("/get_online_users/", Some(&lurker.cookie))
+        .await
+        .status()
+        == StatusCode::OK
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the unclaimed session never ended"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(stored_session(&server, &lurker.cookie).await.is_none());
+    assert_eq!(
+        server.online_users(&connected.cookie).await,
+        ["Connected"],
+        "a session that opened a socket stays"
+    );
+    socket.say("still here").await;
+    socket.wait_for_message("still here").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_https_every_answer_asks_for_https_only() {
+    let secure = TestServer::start_with(|config| config.cookie_secure = true).await;
+    for path in ["/", "/healthz", "/get_online_users/"] {
+        let response = secure.get(path, None).await;
+        assert_eq!(
+            header_text(&response, header::STRICT_TRANSPORT_SECURITY),
+            "max-age=31536000; includeSubDomains",
+            "{path}"
+        );
+    }
+    let plain = TestServer::start().await;
+    let response = plain.get("/", None).await;
+    assert!(response
+        .headers()
+        .get(header::STRICT_TRANSPORT_SECURITY)
+        .is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_can_be_turned_off() {
+    let server =
+        TestServer::start_with(|config| config.metrics_bind = Some(MetricsBind::Off)).await;
+    assert_eq!(
+        server.get("/metrics", None).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(server.get("/healthz", None).await.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_can_move_to_an_address_of_their_own() {
+    let metrics_addr = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        probe.local_addr().expect("its address")
+    };
+    let server = TestServer::start_with(|config| {
+        config.metrics_bind = Some(MetricsBind::At(metrics_addr));
+    })
+    .await;
+    assert_eq!(
+        server.get("/metrics", None).await.status(),
+        StatusCode::NOT_FOUND,
+        "not on the public address"
+    );
+    let metrics = format!("http://{metrics_addr}/metrics");
+    let response = server.http().get(&metrics).send().await.expect("an answer");
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = response.text().await.expect("the metrics text");
+    assert_eq!(metric_value(&text, "chat_connections"), Some(0.0), "{text}");
+
+    server.stop().await;
+    assert!(
+        reqwest::Client::new().get(&metrics).send().await.is_err(),
+        "the metrics address closes with the server"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_the_server_cannot_run_with_stop_it_with_a_clear_message() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let mut config = server::config::Config::defaults();
+    config.database_url = format!("sqlite://{}/chat.db", dir.path().display());
+    config.queue_depth = 0;
+    config.ping_interval_ms = 0;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a free port");
+    let error = tokio::time::timeout(
+        common::CONDITION_TIMEOUT,
+        server::serve(config, listener, std::future::pending()),
+    )
+    .await
+    .expect("the server gives up at once")
+    .expect_err("the server refuses to start");
+    let message = format!("{error:#}");
+    assert!(
+        message.contains("QUEUE_DEPTH") && message.contains("PING_INTERVAL_MS"),
+        "{message}"
+    );
 }

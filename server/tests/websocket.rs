@@ -3,7 +3,7 @@
 
 mod common;
 
-use app::protocol::{ChatMessage, ServerFrame, SIGNED_OUT_REASON};
+use app::protocol::{ChatMessage, ErrorCode, ServerFrame, SIGNED_OUT_REASON};
 use common::TestServer;
 use http::StatusCode;
 use tokio::time::Instant;
@@ -533,4 +533,99 @@ async fn a_resume_that_missed_over_a_thousand_is_marked_incomplete() {
     assert!(welcome.complete, "exactly 1,000 missed is complete");
     assert_eq!(welcome.history.len(), 1_000);
     assert_eq!(welcome.history.last().map(|m| m.id), Some(last));
+}
+
+/// A client that claims to have seen ids the room has not reached yet still
+/// hears what is said next: its `after` counts as the newest id.
+#[tokio::test]
+async fn a_resume_from_beyond_the_newest_id_still_hears_new_messages() {
+    let server = TestServer::start().await;
+    let alice = server.login("Alice").await;
+    let (mut alice_socket, _) = server.join(&alice).await;
+    alice_socket.post("the only one", "c1").await;
+    let bob = server.login("Bob").await;
+    let (mut bob_socket, welcome) = server.resume(&bob, 1_000_000).await;
+    assert!(welcome.history.is_empty());
+    assert!(welcome.complete);
+    let id = alice_socket.post("said after the resume", "c2").await;
+    assert_eq!(
+        bob_socket
+            .wait_for_message("said after the resume")
+            .await
+            .id,
+        id
+    );
+}
+
+/// After a lost ack the browser sends its unacknowledged messages again.
+/// With the default rate, a resend of what is already stored is acked with
+/// the stored id and costs nothing: a burst of resends is never refused.
+#[tokio::test]
+async fn resending_stored_messages_costs_no_rate_budget() {
+    let server = TestServer::start().await;
+    let alice = server.login("Alice").await;
+    let (mut socket, _) = server.join(&alice).await;
+    let mut first = Vec::new();
+    for n in 0..10 {
+        socket.say_with_id(&format!("m{n}"), &format!("c{n}")).await;
+    }
+    for n in 0..10 {
+        first.push(socket.wait_for_ack(&format!("c{n}")).await);
+    }
+    // The burst of 10 is spent; the same ten again, at once.
+    for n in 0..10 {
+        socket.say_with_id(&format!("m{n}"), &format!("c{n}")).await;
+    }
+    let mut again = Vec::new();
+    while again.len() < 10 {
+        match socket.next_frame().await {
+            ServerFrame::Ack { id, .. } => again.push(id),
+            ServerFrame::Error {
+                code, client_id, ..
+            } => {
+                panic!("the resend of {client_id:?} was refused: {code:?}")
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(again, first, "each acked with its stored id, in order");
+    assert_eq!(server.history(&alice.cookie, "limit=100").await.len(), 10);
+}
+
+/// Frames the server cannot use cost rate budget too: a client cannot make
+/// the server parse frame after frame for free.
+#[tokio::test]
+async fn every_frame_costs_rate_budget_and_a_flood_is_closed() {
+    let server = TestServer::start().await;
+    let mallory = server.login("Mallory").await;
+    let bob = server.login("Bob").await;
+    let (mut bob_socket, _) = server.join(&bob).await;
+    let (mut socket, _) = server.join(&mallory).await;
+    for _ in 0..10 {
+        socket.send_text("not json").await;
+    }
+    socket.say_with_id("a real message", "real").await;
+    let refused = socket
+        .wait_for(|f| matches!(f, ServerFrame::Error { client_id: Some(c), .. } if c == "real"))
+        .await;
+    assert!(
+        matches!(
+            refused,
+            ServerFrame::Error {
+                code: ErrorCode::RateLimited,
+                ..
+            }
+        ),
+        "{refused:?}"
+    );
+    // Keeping on regardless ends the socket; everyone else carries on.
+    let mut sent = 0;
+    while socket.try_send_text("not json").await && sent < 1_000 {
+        sent += 1;
+    }
+    let (code, reason, _) = socket.expect_close_with_frames().await;
+    assert_eq!((code, reason.as_str()), (1008, "sending too fast"));
+    let (mut other, _) = server.join(&mallory).await;
+    bob_socket.say("hello again").await;
+    other.wait_for_message("hello again").await;
 }

@@ -16,6 +16,8 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("the server is stopping")]
+    Stopping,
     #[error("unsupported database URL (expected sqlite://...): {0}")]
     UnsupportedUrl(String),
 }
@@ -27,6 +29,19 @@ pub struct SessionRow {
     pub id: String,
     pub username: String,
     pub base_name: String,
+}
+
+/// A stored session and when it was last used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub row: SessionRow,
+    /// Milliseconds since the Unix epoch (see [`now_ms`]).
+    pub last_seen: i64,
+}
+
+/// Now, as the store keeps session times: milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
 }
 
 /// A message on its way into the store.
@@ -51,8 +66,29 @@ pub struct Appended {
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// Stores a new session, used now and not yet connected.
     async fn create_session(&self, session: &SessionRow) -> Result<(), StoreError>;
-    async fn find_session(&self, id: &str) -> Result<Option<SessionRow>, StoreError>;
+    /// The session and when it was last used, however long ago that was.
+    async fn find_session_record(&self, id: &str) -> Result<Option<SessionRecord>, StoreError>;
+    /// The session, however long ago it was last used.
+    async fn find_session(&self, id: &str) -> Result<Option<SessionRow>, StoreError> {
+        Ok(self.find_session_record(id).await?.map(|record| record.row))
+    }
+    /// Records that the session was used now.
+    async fn touch_session(&self, id: &str) -> Result<(), StoreError>;
+    /// Records that a socket of the session opened. The hub calls it for
+    /// every socket that opens; a session that never gets here is purged
+    /// once its name is no longer held (see [`Store::purge_sessions`]).
+    /// Cheap when the session was already marked.
+    async fn mark_connected(&self, id: &str) -> Result<(), StoreError>;
+    /// Deletes the sessions last used before `idle_before`, and those created
+    /// before `unclaimed_before` that never opened a socket (both in
+    /// milliseconds since the Unix epoch); returns their ids.
+    async fn purge_sessions(
+        &self,
+        idle_before: i64,
+        unclaimed_before: i64,
+    ) -> Result<Vec<String>, StoreError>;
     async fn rename_session(&self, id: &str, username: &str) -> Result<(), StoreError>;
     /// True when the session existed.
     async fn delete_session(&self, id: &str) -> Result<bool, StoreError>;

@@ -11,7 +11,7 @@ use sqlx::{
     Row, SqlitePool,
 };
 
-use super::{Appended, NewMessage, SessionRow, Store, StoreError};
+use super::{Appended, NewMessage, SessionRecord, SessionRow, Store, StoreError};
 
 /// Readers (history, sessions) run side by side; SQLite still writes one at a time.
 const POOL_SIZE: u32 = 4;
@@ -70,31 +70,78 @@ fn limit(n: usize) -> i64 {
 impl Store for SqliteStore {
     async fn create_session(&self, session: &SessionRow) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO sessions (id, username, base_name, created_at) VALUES (?, ?, ?, ?)",
+            "INSERT INTO sessions (id, username, base_name, created_at, last_seen) \
+             VALUES (?, ?, ?, ?, ?)",
         )
         .bind(&session.id)
         .bind(&session.username)
         .bind(&session.base_name)
         .bind(crate::clock::now_rfc3339())
+        .bind(super::now_ms())
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
-    async fn find_session(&self, id: &str) -> Result<Option<SessionRow>, StoreError> {
-        let row = sqlx::query("SELECT id, username, base_name FROM sessions WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+    async fn find_session_record(&self, id: &str) -> Result<Option<SessionRecord>, StoreError> {
+        let row =
+            sqlx::query("SELECT id, username, base_name, last_seen FROM sessions WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(row
-            .map(|row| -> Result<SessionRow, sqlx::Error> {
-                Ok(SessionRow {
-                    id: row.try_get("id")?,
-                    username: row.try_get("username")?,
-                    base_name: row.try_get("base_name")?,
+            .map(|row| -> Result<SessionRecord, sqlx::Error> {
+                Ok(SessionRecord {
+                    row: SessionRow {
+                        id: row.try_get("id")?,
+                        username: row.try_get("username")?,
+                        base_name: row.try_get("base_name")?,
+                    },
+                    last_seen: row.try_get("last_seen")?,
                 })
             })
             .transpose()?)
+    }
+
+    async fn touch_session(&self, id: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE sessions SET last_seen = ? WHERE id = ?")
+            .bind(super::now_ms())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn mark_connected(&self, id: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE sessions SET connected = 1 WHERE id = ? AND connected = 0")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn purge_sessions(
+        &self,
+        idle_before: i64,
+        unclaimed_before: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        // `created_at` is RFC 3339 UTC with milliseconds, always the same
+        // width, so text order is time order.
+        let created_before = chrono::DateTime::from_timestamp_millis(unclaimed_before)
+            .unwrap_or_default()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let rows = sqlx::query(
+            "DELETE FROM sessions WHERE last_seen < ? OR (connected = 0 AND created_at < ?) \
+             RETURNING id",
+        )
+        .bind(idle_before)
+        .bind(created_before)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|row| row.try_get("id"))
+            .collect::<Result<_, _>>()?)
     }
 
     async fn rename_session(&self, id: &str, username: &str) -> Result<(), StoreError> {

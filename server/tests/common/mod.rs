@@ -38,6 +38,7 @@ pub struct TestServer {
     http: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
+    database_url: String,
     _dir: TempDir,
 }
 
@@ -76,9 +77,11 @@ impl TestServer {
         let addr = listener.local_addr().expect("the bound address");
         config.bind = addr;
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(server::serve(config, listener, async move {
+        let stopped = async move {
             let _ = stopped.await;
-        }));
+        };
+        let database_url = config.database_url.clone();
+        let task = tokio::spawn(server::serve(config, listener, stopped));
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -88,6 +91,7 @@ impl TestServer {
             http,
             stop: Some(stop),
             task: Some(task),
+            database_url,
             _dir: dir,
         };
         server.wait_until_healthy().await;
@@ -103,17 +107,30 @@ impl TestServer {
     }
 
     /// Stops the server and checks that it shut down cleanly.
-    pub async fn stop(mut self) {
+    pub async fn stop(self) {
+        self.stop_result()
+            .await
+            .expect("the server shuts down without an error");
+    }
+
+    /// Stops the server; what `serve` returned.
+    pub async fn stop_result(mut self) -> anyhow::Result<()> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        if let Some(task) = self.task.take() {
-            let result = timeout(CONDITION_TIMEOUT, task)
+        match self.task.take() {
+            Some(task) => timeout(CONDITION_TIMEOUT, task)
                 .await
                 .expect("the server stops in time")
-                .expect("the server task does not panic");
-            result.expect("the server shuts down without an error");
+                .expect("the server task does not panic"),
+            None => Ok(()),
         }
+    }
+
+    /// The server's own database, for a test that reaches into it (to make
+    /// it fail on cue, or to count what it holds).
+    pub fn database_url(&self) -> &str {
+        &self.database_url
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -303,6 +320,32 @@ impl TestServer {
     }
 }
 
+impl TestServer {
+    /// Opens a socket for `session` from the server's own origin, as a
+    /// trusted proxy would pass it on for the client at `forwarded_for`.
+    /// The refusal (status and headers) is the error when the upgrade fails.
+    pub async fn try_connect_forwarded(
+        &self,
+        session: &Session,
+        forwarded_for: &str,
+    ) -> Result<Client, http::Response<Option<Vec<u8>>>> {
+        let mut request = format!("ws://{}/ws/chat/", self.addr)
+            .into_client_request()
+            .expect("a WebSocket request");
+        let headers = request.headers_mut();
+        let value = |text: &str| HeaderValue::from_str(text).expect("a header value");
+        headers.insert(header::COOKIE, value(&session.cookie));
+        headers.insert(header::ORIGIN, value(&self.origin()));
+        headers.insert("x-forwarded-for", value(forwarded_for));
+        match timeout(FRAME_TIMEOUT, tokio_tungstenite::connect_async(request)).await {
+            Err(_) => panic!("the WebSocket upgrade timed out"),
+            Ok(Ok((ws, _))) => Ok(Client { ws }),
+            Ok(Err(tungstenite::Error::Http(response))) => Err(*response),
+            Ok(Err(error)) => panic!("the WebSocket upgrade failed: {error}"),
+        }
+    }
+}
+
 impl Drop for TestServer {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
@@ -311,7 +354,14 @@ impl Drop for TestServer {
     }
 }
 
-/// `chat_session=<token>` from a response's `Set-Cookie`, if it starts a session.
+/// The session cookie's name: `chat_session`, or `__Host-chat_session`
+/// when the server runs behind HTTPS.
+fn is_session_cookie(name: &str) -> bool {
+    name == "chat_session" || name == "__Host-chat_session"
+}
+
+/// `chat_session=<token>` (or `__Host-chat_session=<token>`) from a
+/// response's `Set-Cookie`, if it starts a session.
 pub fn session_cookie(response: &reqwest::Response) -> Option<String> {
     set_cookie(response)
         .map(|value| {
@@ -322,7 +372,10 @@ pub fn session_cookie(response: &reqwest::Response) -> Option<String> {
                 .trim()
                 .to_string()
         })
-        .filter(|pair| pair.len() > "chat_session=".len())
+        .filter(|pair| {
+            pair.split_once('=')
+                .is_some_and(|(_, token)| !token.is_empty())
+        })
 }
 
 /// The full `Set-Cookie` value for the session cookie, if any.
@@ -332,7 +385,11 @@ pub fn set_cookie(response: &reqwest::Response) -> Option<String> {
         .get_all(header::SET_COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
-        .find(|value| value.trim_start().starts_with("chat_session="))
+        .find(|value| {
+            value
+                .split_once('=')
+                .is_some_and(|(name, _)| is_session_cookie(name.trim()))
+        })
         .map(str::to_string)
 }
 

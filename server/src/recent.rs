@@ -1,0 +1,109 @@
+//! The newest messages, kept in memory: a `welcome` and most resumes are
+//! answered from here instead of a database read per connection.
+//!
+//! The one message writer appends each stored message before it broadcasts
+//! it, so the window always ends at the newest stored id.
+
+use std::collections::VecDeque;
+
+use app::protocol::ChatMessage;
+
+#[derive(Debug)]
+pub struct Recent {
+    messages: VecDeque<ChatMessage>,
+    capacity: usize,
+    /// Every stored message with an id above this is in `messages`.
+    complete_after: i64,
+}
+
+impl Recent {
+    /// `newest` is the store's newest `capacity` messages (or all of them),
+    /// oldest first.
+    pub fn new(capacity: usize, newest: Vec<ChatMessage>) -> Self {
+        let complete_after = match newest.first() {
+            Some(first) if newest.len() >= capacity => first.id - 1,
+            _ => 0,
+        };
+        let mut recent = Self {
+            messages: VecDeque::with_capacity(capacity),
+            capacity,
+            complete_after,
+        };
+        newest.into_iter().for_each(|m| recent.push(m));
+        recent
+    }
+
+    /// A message was stored (ids only grow).
+    pub fn push(&mut self, message: ChatMessage) {
+        if self.messages.len() == self.capacity {
+            if let Some(oldest) = self.messages.pop_front() {
+                self.complete_after = oldest.id;
+            }
+        }
+        self.messages.push_back(message);
+    }
+
+    /// The newest stored id (0 when the room is empty).
+    pub fn newest_id(&self) -> i64 {
+        self.messages
+            .back()
+            .map_or(self.complete_after, |newest| newest.id)
+    }
+
+    /// The newest `limit` messages, oldest first.
+    pub fn latest(&self, limit: usize) -> Vec<ChatMessage> {
+        let skip = self.messages.len().saturating_sub(limit);
+        self.messages.iter().skip(skip).cloned().collect()
+    }
+
+    /// The first `limit` messages after `after`, or `None` when the window
+    /// does not reach back that far (read the store instead).
+    pub fn after(&self, after: i64, limit: usize) -> Option<Vec<ChatMessage>> {
+        if after < self.complete_after {
+            return None;
+        }
+        let start = self.messages.partition_point(|m| m.id <= after);
+        Some(self.messages.range(start..).take(limit).cloned().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(id: i64) -> ChatMessage {
+        ChatMessage {
+            id,
+            username: "A".into(),
+            message: format!("m{id}"),
+            sent_at: "2026-01-01T00:00:00.000Z".into(),
+            client_id: None,
+        }
+    }
+
+    fn ids(messages: &[ChatMessage]) -> Vec<i64> {
+        messages.iter().map(|m| m.id).collect()
+    }
+
+    #[test]
+    fn a_small_room_is_answered_from_memory_entirely() {
+        let recent = Recent::new(4, vec![message(1), message(2)]);
+        assert_eq!(recent.newest_id(), 2);
+        assert_eq!(ids(&recent.after(0, 10).unwrap()), [1, 2]);
+        assert_eq!(ids(&recent.latest(1)), [2]);
+        assert_eq!(Recent::new(4, vec![]).newest_id(), 0);
+    }
+
+    #[test]
+    fn the_window_slides_and_sends_older_resumes_to_the_store() {
+        let mut recent = Recent::new(3, vec![message(1), message(2), message(3)]);
+        // Full at start: whatever came before id 1 is unknown here.
+        assert_eq!(ids(&recent.after(0, 10).unwrap()), [1, 2, 3]);
+        recent.push(message(5));
+        assert_eq!(recent.after(0, 10), None);
+        assert_eq!(ids(&recent.after(1, 10).unwrap()), [2, 3, 5]);
+        assert_eq!(ids(&recent.after(3, 1).unwrap()), [5]);
+        assert!(recent.after(9, 10).unwrap().is_empty());
+        assert_eq!(recent.newest_id(), 5);
+    }
+}
