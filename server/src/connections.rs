@@ -1,14 +1,18 @@
 //! The sockets this process holds, and the one way frames reach them: a
 //! bounded queue per socket, drained by that socket's writer task.
 //!
-//! Offering a frame never waits. A socket whose queue is full is too slow: it
-//! is told to close with 1013 (it will resume with `?after=`), and everyone
-//! else carries on.
+//! Frames travel in [`Frames`]: a batch serialised once and shared by every
+//! recipient, so a broadcast of many messages costs each socket one queue
+//! entry, one wake-up and one flush.
+//!
+//! Offering frames never waits. A socket whose queue holds too many frames is
+//! too slow: it is told to close with 1013 (it will resume with `?after=`),
+//! and everyone else carries on.
 
 use std::{
     collections::HashMap,
     sync::{
-        atomic::{AtomicU64, Ordering::Relaxed},
+        atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed},
         Arc, Mutex, OnceLock,
     },
 };
@@ -30,7 +34,15 @@ pub struct Outgoing {
     pub text: Utf8Bytes,
 }
 
+/// Frames queued together: one broadcast batch, or a single frame.
+pub type Frames = Arc<[Outgoing]>;
+
 impl Outgoing {
+    /// This frame alone, ready for a queue.
+    pub fn alone(self) -> Frames {
+        Arc::new([self])
+    }
+
     /// Serialises a frame once, for any number of recipients.
     pub fn encode(frame: &ServerFrame) -> Option<Self> {
         let id = match frame {
@@ -86,11 +98,14 @@ impl Closer {
 /// The sending side of one socket.
 #[derive(Clone, Debug)]
 pub struct Link {
-    tx: mpsc::Sender<Outgoing>,
+    tx: mpsc::Sender<Frames>,
+    /// Frames in the queue (a batch counts each of its frames).
+    queued: Arc<AtomicUsize>,
+    depth: usize,
     closer: Arc<Closer>,
 }
 
-/// What became of an offered frame.
+/// What became of offered frames.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Offer {
     Queued,
@@ -100,35 +115,73 @@ pub enum Offer {
     TooSlow,
 }
 
+/// The receiving side of one socket's queue, for its writer.
+pub struct Queue {
+    rx: mpsc::Receiver<Frames>,
+    queued: Arc<AtomicUsize>,
+}
+
+impl Queue {
+    /// Waits for queued frames and moves up to `limit` entries into `into`;
+    /// 0 once the queue is closed and empty.
+    pub async fn recv_many(&mut self, into: &mut Vec<Frames>, limit: usize) -> usize {
+        let start = into.len();
+        let received = self.rx.recv_many(into, limit).await;
+        let frames: usize = into[start..].iter().map(|frames| frames.len()).sum();
+        self.queued.fetch_sub(frames, Relaxed);
+        received
+    }
+}
+
 impl Link {
-    pub fn new(depth: usize) -> (Self, mpsc::Receiver<Outgoing>, Arc<Closer>) {
+    /// A socket's link and queue; at most `depth` frames wait in it.
+    pub fn new(depth: usize) -> (Self, Queue, Arc<Closer>) {
         let (tx, rx) = mpsc::channel(depth);
+        let queued = Arc::new(AtomicUsize::new(0));
         let closer = Arc::new(Closer::default());
         (
             Self {
                 tx,
+                queued: queued.clone(),
+                depth,
                 closer: closer.clone(),
             },
-            rx,
+            Queue { rx, queued },
             closer,
         )
     }
 
-    /// Queues a frame without waiting.
-    pub fn offer(&self, frame: Outgoing) -> Offer {
-        match self.tx.try_send(frame) {
+    /// Queues frames without waiting.
+    pub fn offer(&self, frames: Frames) -> Offer {
+        let count = frames.len();
+        // An empty queue takes any batch: a batch larger than the depth is
+        // not a slow client.
+        let before = self.queued.fetch_add(count, Relaxed);
+        if before > 0 && before + count > self.depth {
+            self.queued.fetch_sub(count, Relaxed);
+            return self.too_slow();
+        }
+        match self.tx.try_send(frames) {
             Ok(()) => Offer::Queued,
-            Err(mpsc::error::TrySendError::Closed(_)) => Offer::Gone,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                if self
-                    .closer
-                    .close(close_code::AGAIN, "too slow: reconnect to catch up")
-                {
-                    Offer::TooSlow
-                } else {
-                    Offer::Gone
-                }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.queued.fetch_sub(count, Relaxed);
+                Offer::Gone
             }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.queued.fetch_sub(count, Relaxed);
+                self.too_slow()
+            }
+        }
+    }
+
+    fn too_slow(&self) -> Offer {
+        if self
+            .closer
+            .close(close_code::AGAIN, "too slow: reconnect to catch up")
+        {
+            Offer::TooSlow
+        } else {
+            Offer::Gone
         }
     }
 
@@ -205,13 +258,13 @@ impl Connections {
         let _ = tokio::time::timeout(limit, wait).await;
     }
 
-    /// Offers one frame to every socket; counts deliveries and drops.
-    pub fn broadcast(&self, frame: &Outgoing) {
+    /// Offers frames to every socket; counts deliveries and drops.
+    pub fn broadcast(&self, frames: &Frames) {
         let mut delivered = 0;
         let mut dropped = 0;
         for entry in self.entries().values() {
-            match entry.link.offer(frame.clone()) {
-                Offer::Queued => delivered += 1,
+            match entry.link.offer(frames.clone()) {
+                Offer::Queued => delivered += frames.len() as u64,
                 Offer::TooSlow => dropped += 1,
                 Offer::Gone => {}
             }
@@ -224,7 +277,7 @@ impl Connections {
 
     /// Offers one frame to one socket's queue, counting a drop.
     pub fn offer(&self, link: &Link, frame: Outgoing) {
-        if link.offer(frame) == Offer::TooSlow {
+        if link.offer(frame.alone()) == Offer::TooSlow {
             self.metrics.dropped_clients_total.fetch_add(1, Relaxed);
         }
     }
@@ -245,5 +298,39 @@ impl Connections {
 
     pub fn is_empty(&self) -> bool {
         self.entries().is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frames(n: usize) -> Frames {
+        (0..n)
+            .map(|i| Outgoing {
+                id: Some(i as i64),
+                text: format!("{i}").into(),
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn the_queue_counts_frames_not_batches() {
+        let (link, mut queue, closer) = Link::new(4);
+        // An empty queue takes a batch of any size.
+        assert_eq!(link.offer(frames(6)), Offer::Queued);
+        let mut taken = Vec::new();
+        assert_eq!(queue.recv_many(&mut taken, 8).await, 1);
+        assert_eq!(link.offer(frames(3)), Offer::Queued);
+        assert_eq!(link.offer(frames(1)), Offer::Queued);
+        // Five frames would be over the depth of four: too slow.
+        assert_eq!(link.offer(frames(1)), Offer::TooSlow);
+        assert!(closer.is_closing());
+        // Asked once: later offers just find it going.
+        assert_eq!(link.offer(frames(1)), Offer::Gone);
+        taken.clear();
+        assert_eq!(queue.recv_many(&mut taken, 8).await, 2);
+        assert_eq!(taken.iter().map(|f| f.len()).sum::<usize>(), 4);
+        assert_eq!(link.offer(frames(4)), Offer::Queued);
     }
 }

@@ -206,7 +206,7 @@ impl Hub {
     /// Serialises once and hands the frame to the bus.
     fn publish(&self, frame: &ServerFrame) {
         if let Some(out) = Outgoing::encode(frame) {
-            self.inner.bus.publish(out);
+            self.inner.bus.publish(out.alone());
         }
     }
 

@@ -124,24 +124,35 @@ impl Persister {
                 }
             }
         }
-        for (appended, reply) in appended.into_iter().zip(replies) {
-            let id = appended.message.id;
-            let client_id = appended.message.client_id.clone();
-            if appended.fresh {
-                self.metrics.messages_total.fetch_add(1, Relaxed);
-                let frame = Outgoing::encode(&ServerFrame::Message(appended.message.clone()));
-                // In the window before anyone can see it: a socket that
-                // reads the window after this has it in its welcome, one
-                // registered before gets the broadcast.
-                lock(&self.recent).push(appended.message);
-                if let Some(frame) = frame {
-                    self.bus.publish(frame);
+        // The whole batch goes out as one broadcast (each socket gets one
+        // queue entry and one flush for it), then the acks.
+        let mut frames = Vec::with_capacity(appended.len());
+        let mut acks = Vec::with_capacity(appended.len());
+        {
+            let mut recent = lock(&self.recent);
+            for (appended, reply) in appended.into_iter().zip(replies) {
+                let id = appended.message.id;
+                if let (Some(link), Some(client_id)) = (reply, appended.message.client_id.clone()) {
+                    acks.push((link, ServerFrame::Ack { client_id, id }));
+                }
+                if appended.fresh {
+                    self.metrics.messages_total.fetch_add(1, Relaxed);
+                    frames.extend(Outgoing::encode(&ServerFrame::Message(
+                        appended.message.clone(),
+                    )));
+                    // In the window before anyone can see it: a socket that
+                    // reads the window after this has it in its welcome, one
+                    // registered before gets the broadcast.
+                    recent.push(appended.message);
                 }
             }
-            if let (Some(link), Some(client_id)) = (reply, client_id) {
-                if let Some(ack) = Outgoing::encode(&ServerFrame::Ack { client_id, id }) {
-                    self.connections.offer(&link, ack);
-                }
+        }
+        if !frames.is_empty() {
+            self.bus.publish(frames.into());
+        }
+        for (link, ack) in acks {
+            if let Some(ack) = Outgoing::encode(&ack) {
+                self.connections.offer(&link, ack);
             }
         }
         0

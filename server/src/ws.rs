@@ -29,14 +29,13 @@ use futures::{
 };
 use http::HeaderMap;
 use tokio::{
-    sync::mpsc,
     task::JoinHandle,
     time::{timeout_at, Instant, MissedTickBehavior},
 };
 
 use crate::{
     auth,
-    connections::{Closer, Link, Outgoing},
+    connections::{Closer, Link, Outgoing, Queue},
     error::AppError,
     hub::Hub,
     inbound,
@@ -51,9 +50,19 @@ use crate::{
 /// (8 KB of UTF-8 at worst) plus its JSON envelope; anything bigger is not a
 /// chat message and is refused with 1009.
 pub const MAX_FRAME_BYTES: usize = 16 * 1024;
+/// Bytes read from a socket at a time. The library's default (128 KiB,
+/// allocated for every socket) would make an idle socket cost over 100 KB;
+/// chat frames are small, and a 16 KiB one just takes a few reads.
+const READ_BUFFER_BYTES: usize = 4 * 1024;
+/// Bytes gathered before they are written out (a flush writes them anyway).
+const WRITE_BUFFER_BYTES: usize = 16 * 1024;
+/// The most a socket's write buffer may hold while the client is not
+/// reading: above the largest frame, a `welcome` of about 1 MB.
+const MAX_WRITE_BUFFER_BYTES: usize = 4 * 1024 * 1024;
 /// How long a close frame may take to go out before the socket is just dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
-/// Frames written before one flush: a burst costs one syscall, not one each.
+/// Queue entries (each a single frame or a whole broadcast batch) written
+/// before one flush: a burst costs one syscall, not one each.
 const WRITE_BATCH: usize = 64;
 /// Frames in a row refused for the rate before the socket is closed: a
 /// client that paces itself never gets near it, a flood stops costing
@@ -85,6 +94,9 @@ pub async fn upgrade(
     Ok(upgrade
         .max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES)
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(WRITE_BUFFER_BYTES)
+        .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES)
         .on_upgrade(move |socket| serve(socket, state, session, after, (permit, address_slot)))
         .into_response())
 }
@@ -139,7 +151,7 @@ async fn serve(
 ) {
     let hub = state.hub.clone();
     let (mut sink, mut stream) = socket.split();
-    let (link, rx, closer) = Link::new(state.config.queue_depth);
+    let (link, queue, closer) = Link::new(state.config.queue_depth);
     // Registered before history is read, so nothing published in between is
     // missed; the writer skips what the welcome already carries. The guard
     // unregisters the socket however this task ends.
@@ -183,7 +195,7 @@ async fn serve(
     let heard = Arc::new(LastHeard::new());
     let writer = tokio::spawn(write(
         sink,
-        rx,
+        queue,
         closer.clone(),
         Writing {
             welcome,
@@ -242,7 +254,7 @@ enum Wrote {
 /// timeout means the client stopped reading.
 async fn write(
     mut sink: SplitSink<WebSocket, Message>,
-    mut rx: mpsc::Receiver<Outgoing>,
+    mut queue: Queue,
     closer: Arc<Closer>,
     how: Writing,
 ) {
@@ -257,7 +269,8 @@ async fn write(
     ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let silence = tokio::time::sleep_until(how.heard.deadline(how.peer_timeout));
     tokio::pin!(silence);
-    let mut batch = Vec::with_capacity(WRITE_BATCH);
+    // Grows on first use: an idle socket keeps no buffer.
+    let mut batch = Vec::new();
     loop {
         // Checked on every turn, ahead of the queue: a peer that stopped
         // answering is dropped on time even while messages flow.
@@ -276,15 +289,18 @@ async fn write(
                 continue;
             }
             _ = ping.tick() => vec![Message::Ping(Default::default())],
-            received = rx.recv_many(&mut batch, WRITE_BATCH) => {
+            received = queue.recv_many(&mut batch, WRITE_BATCH) => {
                 if received == 0 {
                     return;
                 }
-                batch
-                    .drain(..)
+                let frames = batch
+                    .iter()
+                    .flat_map(|frames| frames.iter())
                     .filter(|frame| frame.id.is_none_or(|id| id > how.skip_through))
-                    .map(|frame| Message::Text(frame.text))
-                    .collect()
+                    .map(|frame| Message::Text(frame.text.clone()))
+                    .collect();
+                batch.clear();
+                frames
             }
         };
         if let Wrote::Stop = write_frames(&mut sink, frames, closing.as_mut(), &how).await {

@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
 use super::Bus;
-use crate::connections::{Connections, Outgoing};
+use crate::connections::{Connections, Frames};
 
 /// The single-process bus: straight to this process's sockets.
 pub struct LocalBus {
@@ -15,7 +15,7 @@ impl LocalBus {
 }
 
 impl Bus for LocalBus {
-    fn publish(&self, frame: Outgoing) {
-        self.connections.broadcast(&frame);
+    fn publish(&self, frames: Frames) {
+        self.connections.broadcast(&frames);
     }
 }

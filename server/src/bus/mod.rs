@@ -5,9 +5,9 @@ mod local;
 
 pub use local::LocalBus;
 
-use crate::connections::Outgoing;
+use crate::connections::Frames;
 
 pub trait Bus: Send + Sync + 'static {
-    /// Delivers an already serialised frame to every socket in the room.
-    fn publish(&self, frame: Outgoing);
+    /// Delivers already serialised frames, in order, to every socket in the room.
+    fn publish(&self, frames: Frames);
 }
