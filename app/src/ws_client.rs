@@ -31,6 +31,8 @@ use crate::protocol::{ClientFrame, MessagePage, ServerFrame, HISTORY_PAGE, SIGNE
 const BACKOFF_START_MS: f64 = 250.0;
 /// Longest wait between attempts.
 const BACKOFF_MAX_MS: f64 = 10_000.0;
+/// A connection open this long counts as a success for the backoff.
+const STABLE_MS: f64 = 10_000.0;
 
 /// The server's default rate limit per user (`RATE_PER_SEC`, `RATE_BURST`):
 /// five messages a second, bursts of ten. Pacing to it means a backlog is not
@@ -95,9 +97,17 @@ enum Ended {
 async fn run(chat: ChatState, writer: Writer, mut network: mpsc::UnboundedReceiver<Network>) {
     let mut failures: i32 = 0;
     loop {
+        let opened_at = js_sys::Date::now();
         match connect(chat, writer, &mut network).await {
             Ended::SignedOut => return go_to_login(),
-            Ended::Dropped { welcomed: true } => failures = 0,
+            // A connection that lasted starts the backoff afresh; one closed
+            // soon after its welcome (a server that cannot store, a link too
+            // slow for the room) counts as a failure, so it is not retried
+            // four times a second.
+            Ended::Dropped { welcomed: true } if js_sys::Date::now() - opened_at >= STABLE_MS => {
+                failures = 0
+            }
+            Ended::Dropped { welcomed: true } => failures += 1,
             Ended::Dropped { welcomed: false } => {
                 // Refused before `welcome`: maybe the session is gone.
                 if !signed_in().await {

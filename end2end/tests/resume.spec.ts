@@ -1,4 +1,4 @@
-import { expect, test, type WebSocketRoute } from '@playwright/test';
+import { expect, test, type Page, type WebSocketRoute } from '@playwright/test';
 import { connected, login, messageText, person, send, uniqueName } from './helpers';
 
 test('offline and back: reconnecting, then every missed message once', async ({ browser }) => {
@@ -37,6 +37,14 @@ test('offline and back: reconnecting, then every missed message once', async ({ 
   expect(new Set(bobIds).size).toBe(bobIds.length);
 });
 
+/** The server's count of frames refused for rate, from `/metrics`. */
+async function rateLimited(page: Page): Promise<number> {
+  const text = await (await page.request.get('/metrics')).text();
+  const line = text.split('\n').find((l) => l.startsWith('chat_rate_limited_total '));
+  if (!line) throw new Error('/metrics has no chat_rate_limited_total');
+  return Number(line.split(' ')[1]);
+}
+
 test('a backlog typed offline goes out paced: every message once, in order, none refused', async ({ browser }) => {
   const alice = await person(browser, uniqueName('Amy'));
   const bob = await person(browser, uniqueName('Bea'));
@@ -52,11 +60,14 @@ test('a backlog typed offline goes out paced: every message once, in order, none
   }
   await expect(alice.locator('#messages li.pending')).toHaveCount(texts.length);
 
+  const refusedBefore = await rateLimited(bob);
   await alice.context().setOffline(false);
   await connected(alice);
   for (const text of texts) {
     await expect(messageText(bob, text)).toHaveCount(1);
   }
+  // Paced, not merely retried: the server refused nothing for rate.
+  expect(await rateLimited(bob)).toBe(refusedBefore);
   // Exactly these, each once, in the order they were typed.
   const shown = await bob
     .locator('#messages li.message')

@@ -87,6 +87,14 @@ pub struct Config {
     #[arg(long, env = "LOGIN_RATE", default_value_t = 5)]
     pub login_rate: u32,
 
+    /// Socket upgrades per second per client address, with bursts of ten
+    /// times that (429 beyond); 0 turns the limit off. Opening a socket costs
+    /// session reads and a history copy: 20 a second with bursts of 200 lets
+    /// a whole NAT reconnect at once after a restart, but no one address
+    /// reconnect in a loop.
+    #[arg(long, env = "SOCKET_RATE", default_value_t = 20)]
+    pub socket_rate: u32,
+
     /// Sockets one client address may hold (429 beyond); 0 turns the limit
     /// off. 200 is a hundred people with two tabs each behind one NAT, and
     /// it takes fifty addresses to fill the 10,000 sockets of a server.

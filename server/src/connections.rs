@@ -209,6 +209,9 @@ pub struct Connections {
     metrics: Arc<Metrics>,
     /// Signalled whenever the last socket goes away.
     emptied: Notify,
+    /// Set by [`Connections::close_all`]: a socket registered after it is
+    /// closed at once, so none opens unnoticed while the server stops.
+    closed_with: OnceLock<(u16, &'static str)>,
 }
 
 impl Connections {
@@ -218,6 +221,7 @@ impl Connections {
             next: AtomicU64::new(1),
             metrics,
             emptied: Notify::new(),
+            closed_with: OnceLock::new(),
         }
     }
 
@@ -228,7 +232,12 @@ impl Connections {
 
     pub fn register(&self, session: SessionId, link: Link) -> ConnId {
         let id = self.next.fetch_add(1, Relaxed);
-        self.entries().insert(id, Entry { session, link });
+        let mut entries = self.entries();
+        if let Some((code, reason)) = self.closed_with.get() {
+            link.close(*code, reason);
+        }
+        entries.insert(id, Entry { session, link });
+        drop(entries);
         self.metrics.connections.fetch_add(1, Relaxed);
         id
     }
@@ -289,9 +298,11 @@ impl Connections {
         }
     }
 
-    /// Closes every socket (shutdown).
+    /// Closes every socket, and any registered from now on (shutdown).
     pub fn close_all(&self, code: u16, reason: &'static str) {
-        for entry in self.entries().values() {
+        let entries = self.entries();
+        let _ = self.closed_with.set((code, reason));
+        for entry in entries.values() {
             entry.link.close(code, reason);
         }
     }

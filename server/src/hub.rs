@@ -47,22 +47,44 @@ const MAX_WELCOME_BYTES: usize = 1024 * 1024;
 /// A message's JSON beyond its text: keys, id, time, quotes.
 const MESSAGE_OVERHEAD: usize = 128;
 
-/// Cuts `messages` to what fits in `bytes`; false if it had to.
-fn fits(messages: &mut Vec<ChatMessage>, bytes: usize) -> bool {
-    let mut total = 0;
-    let keep = messages
-        .iter()
-        .take_while(|m| {
-            total += MESSAGE_OVERHEAD
-                + m.message.len()
-                + m.username.len()
-                + m.client_id.as_ref().map_or(0, String::len);
-            total <= bytes
-        })
-        .count();
-    let all = keep == messages.len();
-    messages.truncate(keep);
-    all
+/// A page of a resume read from the store: the byte bound is met after a
+/// few pages at most, never after reading a thousand long messages.
+const STORE_PAGE: usize = 100;
+
+/// The byte bound of one `welcome`, spent message by message.
+struct Budget {
+    left: usize,
+    spent: bool,
+}
+
+impl Budget {
+    fn new(bytes: usize) -> Self {
+        Self {
+            left: bytes,
+            spent: false,
+        }
+    }
+
+    /// Whether `message` still fits; once one does not, none does.
+    fn take(&mut self, message: &ChatMessage) -> bool {
+        // Quotes, backslashes and newlines grow by one byte in JSON.
+        let escaped = message
+            .message
+            .bytes()
+            .filter(|b| matches!(b, b'"' | b'\\' | b'\n' | b'\t' | b'\r'))
+            .count();
+        let size = MESSAGE_OVERHEAD
+            + message.message.len()
+            + escaped
+            + message.username.len()
+            + message.client_id.as_ref().map_or(0, String::len);
+        if self.spent || size > self.left {
+            self.spent = true;
+            return false;
+        }
+        self.left -= size;
+        true
+    }
 }
 
 /// Messages kept in memory: a resume that missed at most [`MAX_RESUME`] is
@@ -256,7 +278,8 @@ impl Hub {
         let hub = self.clone();
         let id = id.clone();
         let task = tokio::spawn(async move {
-            let existed = hub.inner.store.delete_session(id.as_str()).await?;
+            let existed = hub.inner.store.delete_session(id.as_str()).await;
+            // Whatever the database said: the name and the sockets go now.
             // Under the presence lock, so a socket of this session that is
             // joining either joined before (and is closed here) or finds its
             // link closing and gives up: see `open_socket`.
@@ -266,7 +289,7 @@ impl Hub {
             hub.inner
                 .connections
                 .close_session(&id, close_code::NORMAL, SIGNED_OUT_REASON);
-            Ok(existed)
+            existed
         });
         finish(task).await
     }
@@ -330,19 +353,25 @@ impl Hub {
         };
         guard.joined = true;
         guard.name = attached.name;
-        // Off the socket's path: the welcome does not wait for these writes.
-        let store = self.inner.store.clone();
-        let renamed = attached.renamed.then(|| guard.name.clone());
-        tokio::spawn(async move {
-            if let Err(error) = store.mark_connected(id.as_str()).await {
-                tracing::warn!(%error, "could not mark a session connected");
-            }
-            if let Some(name) = renamed {
+        if attached.joined {
+            // Past the purge of logins that never connected. Awaited: a
+            // session this fails for is refused rather than purged later
+            // while it chats.
+            self.inner
+                .store
+                .mark_connected(id.as_str())
+                .await
+                .map_err(Refused::Store)?;
+        }
+        if attached.renamed {
+            let store = self.inner.store.clone();
+            let name = guard.name.clone();
+            tokio::spawn(async move {
                 if let Err(error) = store.rename_session(id.as_str(), &name).await {
                     tracing::warn!(%error, "could not store a session's new name");
                 }
-            }
-        });
+            });
+        }
         Ok(guard)
     }
 
@@ -350,6 +379,7 @@ impl Hub {
     /// what came since (read from memory when recent enough). An `after`
     /// beyond the newest message counts as the newest.
     pub async fn history(&self, after: Option<i64>) -> Result<History, StoreError> {
+        let mut budget = Budget::new(MAX_WELCOME_BYTES);
         let (after, from_memory) = {
             let recent = lock(&self.inner.recent);
             match after {
@@ -364,23 +394,51 @@ impl Hub {
                 }
                 Some(after) => {
                     let after = after.min(recent.newest_id());
-                    (after, recent.after(after, MAX_RESUME + 1))
+                    let copied = recent.after(after, MAX_RESUME + 1, |m| budget.take(m));
+                    (after, copied)
                 }
             }
         };
         let mut messages = match from_memory {
             Some(messages) => messages,
-            None => self.inner.store.after(after, MAX_RESUME + 1).await?,
+            None => self.read_after(after, &mut budget).await?,
         };
-        let mut complete = messages.len() <= MAX_RESUME;
-        messages.truncate(MAX_RESUME);
-        complete &= fits(&mut messages, MAX_WELCOME_BYTES);
+        let mut complete = messages.len() <= MAX_RESUME && !budget.spent;
+        if messages.len() > MAX_RESUME {
+            messages.truncate(MAX_RESUME);
+            complete = false;
+        }
         let skip_through = messages.last().map_or(after, |m| m.id);
         Ok(History {
             messages,
             complete,
             skip_through,
         })
+    }
+
+    /// Up to [`MAX_RESUME`] + 1 messages after `after` from the store, page
+    /// by page, within the budget.
+    async fn read_after(
+        &self,
+        mut after: i64,
+        budget: &mut Budget,
+    ) -> Result<Vec<ChatMessage>, StoreError> {
+        let mut messages = Vec::new();
+        while messages.len() <= MAX_RESUME {
+            let page = self.inner.store.after(after, STORE_PAGE).await?;
+            let full = page.len() == STORE_PAGE;
+            for message in page {
+                if messages.len() > MAX_RESUME || !budget.take(&message) {
+                    return Ok(messages);
+                }
+                after = message.id;
+                messages.push(message);
+            }
+            if !full {
+                break;
+            }
+        }
+        Ok(messages)
     }
 
     /// A socket of this session closed; the last one starts the grace period.

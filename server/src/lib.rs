@@ -187,6 +187,7 @@ pub fn log_config(config: &Config) {
         unclaimed_name_ms = config.unclaimed_name_ms,
         session_idle_ms = config.session_idle_ms,
         login_rate = config.login_rate,
+        socket_rate = config.socket_rate,
         max_sockets_per_address = config.max_sockets_per_address,
         trusted_proxies = ?config.trusted_proxies,
         metrics_bind = %config

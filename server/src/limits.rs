@@ -15,7 +15,8 @@ use http::{request::Parts, HeaderMap};
 
 use crate::{config::Config, error::AppError, lock, state::AppState};
 
-/// Logins allowed in one burst, as a multiple of the sustained rate.
+/// Logins (or socket upgrades) allowed in one burst, as a multiple of the
+/// sustained rate.
 const LOGIN_BURST_PER_RATE: f64 = 10.0;
 /// What an address over its socket cap is told to wait: sockets close all
 /// the time, and the client backs off by itself after that.
@@ -82,17 +83,22 @@ fn key(addr: IpAddr) -> IpAddr {
     }
 }
 
-/// Both limits; either is off when its setting is 0.
+/// The limits; each is off when its setting is 0.
 pub struct Limits {
     logins: Option<Logins>,
+    upgrades: Option<Logins>,
     sockets: Option<Arc<Sockets>>,
 }
 
 impl Limits {
     pub fn new(config: &Config) -> Self {
-        let rate = f64::from(config.login_rate);
+        let bucket = |per_sec: u32| {
+            let rate = f64::from(per_sec);
+            (per_sec > 0).then(|| Logins::new(rate, rate * LOGIN_BURST_PER_RATE))
+        };
         Self {
-            logins: (config.login_rate > 0).then(|| Logins::new(rate, rate * LOGIN_BURST_PER_RATE)),
+            logins: bucket(config.login_rate),
+            upgrades: bucket(config.socket_rate),
             sockets: (config.max_sockets_per_address > 0).then(|| {
                 Arc::new(Sockets {
                     max: config.max_sockets_per_address,
@@ -116,8 +122,17 @@ impl Limits {
     }
 
     /// A socket slot for `addr`, held until the socket is gone (`None` when
-    /// the limit is off), or a refusal.
+    /// the limit is off), or a refusal: too many sockets open, or opened
+    /// too fast.
     pub fn socket(&self, addr: IpAddr) -> Result<Option<SocketSlot>, AppError> {
+        if let Some(upgrades) = &self.upgrades {
+            upgrades
+                .take(addr, Instant::now())
+                .map_err(|wait| AppError::TooMany {
+                    what: "new sockets",
+                    retry_after: wait.as_secs_f64().ceil().max(1.0) as u64,
+                })?;
+        }
         let Some(sockets) = &self.sockets else {
             return Ok(None);
         };
@@ -308,6 +323,7 @@ mod tests {
     fn zero_turns_either_limit_off() {
         let mut config = Config::defaults();
         config.login_rate = 0;
+        config.socket_rate = 0;
         config.max_sockets_per_address = 0;
         let limits = Limits::new(&config);
         let addr = ip("192.0.2.1");

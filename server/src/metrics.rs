@@ -12,6 +12,7 @@ pub struct Metrics {
     pub deliveries_total: AtomicU64,
     pub dropped_clients_total: AtomicU64,
     pub unstored_messages_total: AtomicU64,
+    pub rate_limited_total: AtomicU64,
 }
 
 impl Metrics {
@@ -55,6 +56,11 @@ impl Metrics {
                 "chat_unstored_messages_total",
                 "Accepted messages the database refused; their senders were closed with 1011 to resend.",
                 &self.unstored_messages_total,
+            ),
+            (
+                "chat_rate_limited_total",
+                "Frames refused for the per-user rate.",
+                &self.rate_limited_total,
             ),
         ];
         for (name, help, value) in counters {

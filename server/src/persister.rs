@@ -119,7 +119,7 @@ impl Persister {
         {
             let mut presence = lock(&self.presence);
             for (appended, new) in appended.iter().zip(&messages) {
-                if let Some(client_id) = &appended.message.client_id {
+                if let (true, Some(client_id)) = (appended.fresh, &appended.message.client_id) {
                     presence.remember_stored(&SessionId::from_stored(&new.author), client_id);
                 }
             }

@@ -10,7 +10,7 @@
 //! next socket if it is still free, else the next free suffix of what it typed.
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::{BTreeSet, HashMap, VecDeque},
     time::Instant,
 };
 
@@ -95,6 +95,9 @@ pub struct Presence {
     holders: HashMap<String, Holder>,
     /// Session to folded name.
     by_session: HashMap<SessionId, String>,
+    /// The names listed as online, kept sorted as they come and go: a
+    /// `welcome` copies it instead of sorting every holder under the lock.
+    online: BTreeSet<String>,
     /// Per folded base name, a suffix below which every `baseN` is held: the
     /// search for a free name starts there, so a thousand logins as "a" do
     /// not each walk past a thousand held names.
@@ -108,6 +111,7 @@ impl Presence {
         Self {
             holders: HashMap::new(),
             by_session: HashMap::new(),
+            online: BTreeSet::new(),
             suffix_from: HashMap::new(),
             epoch: 0,
             rate,
@@ -208,6 +212,9 @@ impl Presence {
         holder.epoch = epoch;
         let joined = !holder.online;
         holder.online = true;
+        if joined {
+            self.online.insert(holder.name.clone());
+        }
         Ok(Attached {
             name: holder.name.clone(),
             joined,
@@ -246,6 +253,9 @@ impl Presence {
         let key = self.by_session.remove(session)?;
         let holder = self.holders.remove(&key)?;
         self.freed(&key);
+        if holder.online {
+            self.online.remove(&holder.name);
+        }
         Some(Released {
             name: holder.name,
             was_online: holder.online,
@@ -254,18 +264,11 @@ impl Presence {
 
     /// Who is online: sorted, one entry per user.
     pub fn online(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .holders
-            .values()
-            .filter(|h| h.online)
-            .map(|h| h.name.clone())
-            .collect();
-        names.sort();
-        names
+        self.online.iter().cloned().collect()
     }
 
     pub fn online_count(&self) -> usize {
-        self.holders.values().filter(|h| h.online).count()
+        self.online.len()
     }
 
     /// Whether the session may send a frame now: a resend of a stored
@@ -280,7 +283,12 @@ impl Presence {
         let Some(holder) = self.holder_mut(session) else {
             return false;
         };
-        let resend = client_id.is_some_and(|id| holder.stored.iter().any(|s| s == id));
+        // Free once: the id is forgotten, so a client that repeats one
+        // stored message in a loop pays for every repeat after the first.
+        let resend = client_id
+            .and_then(|id| holder.stored.iter().position(|s| s == id))
+            .and_then(|at| holder.stored.remove(at))
+            .is_some();
         resend || holder.bucket.take(rate, now)
     }
 
@@ -358,6 +366,9 @@ mod tests {
         while p.allow_frame(&sid("a"), Some("new"), now) {}
         p.remember_stored(&sid("a"), "sent");
         assert!(p.allow_frame(&sid("a"), Some("sent"), now));
+        // Once only.
+        assert!(!p.allow_frame(&sid("a"), Some("sent"), now));
+        p.remember_stored(&sid("a"), "sent");
         assert!(!p.allow_frame(&sid("a"), Some("new"), now));
         assert!(!p.allow_frame(&sid("a"), None, now));
         // Only the newest few are remembered.

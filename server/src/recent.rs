@@ -56,14 +56,27 @@ impl Recent {
         self.messages.iter().skip(skip).cloned().collect()
     }
 
-    /// The first `limit` messages after `after`, or `None` when the window
-    /// does not reach back that far (read the store instead).
-    pub fn after(&self, after: i64, limit: usize) -> Option<Vec<ChatMessage>> {
+    /// The first `limit` messages after `after` while `keep` says yes, or
+    /// `None` when the window does not reach back that far (read the store
+    /// instead). Only what is kept is copied.
+    pub fn after(
+        &self,
+        after: i64,
+        limit: usize,
+        keep: impl FnMut(&&ChatMessage) -> bool,
+    ) -> Option<Vec<ChatMessage>> {
         if after < self.complete_after {
             return None;
         }
         let start = self.messages.partition_point(|m| m.id <= after);
-        Some(self.messages.range(start..).take(limit).cloned().collect())
+        Some(
+            self.messages
+                .range(start..)
+                .take(limit)
+                .take_while(keep)
+                .cloned()
+                .collect(),
+        )
     }
 }
 
@@ -89,7 +102,7 @@ mod tests {
     fn a_small_room_is_answered_from_memory_entirely() {
         let recent = Recent::new(4, vec![message(1), message(2)]);
         assert_eq!(recent.newest_id(), 2);
-        assert_eq!(ids(&recent.after(0, 10).unwrap()), [1, 2]);
+        assert_eq!(ids(&recent.after(0, 10, |_| true).unwrap()), [1, 2]);
         assert_eq!(ids(&recent.latest(1)), [2]);
         assert_eq!(Recent::new(4, vec![]).newest_id(), 0);
     }
@@ -98,12 +111,13 @@ mod tests {
     fn the_window_slides_and_sends_older_resumes_to_the_store() {
         let mut recent = Recent::new(3, vec![message(1), message(2), message(3)]);
         // Full at start: whatever came before id 1 is unknown here.
-        assert_eq!(ids(&recent.after(0, 10).unwrap()), [1, 2, 3]);
+        assert_eq!(ids(&recent.after(0, 10, |_| true).unwrap()), [1, 2, 3]);
         recent.push(message(5));
-        assert_eq!(recent.after(0, 10), None);
-        assert_eq!(ids(&recent.after(1, 10).unwrap()), [2, 3, 5]);
-        assert_eq!(ids(&recent.after(3, 1).unwrap()), [5]);
-        assert!(recent.after(9, 10).unwrap().is_empty());
+        assert_eq!(recent.after(0, 10, |_| true), None);
+        assert_eq!(ids(&recent.after(1, 10, |_| true).unwrap()), [2, 3, 5]);
+        assert_eq!(ids(&recent.after(3, 1, |_| true).unwrap()), [5]);
+        assert_eq!(ids(&recent.after(1, 10, |m| m.id < 5).unwrap()), [2, 3]);
+        assert!(recent.after(9, 10, |_| true).unwrap().is_empty());
         assert_eq!(recent.newest_id(), 5);
     }
 }

@@ -64,9 +64,9 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Queue entries (each a single frame or a whole broadcast batch) written
 /// before one flush: a burst costs one syscall, not one each.
 const WRITE_BATCH: usize = 64;
-/// Frames in a row refused for the rate before the socket is closed: a
-/// client that paces itself never gets near it, a flood stops costing
-/// parses (1008).
+/// Frames refused for the rate (less those allowed since) before the
+/// socket is closed with 1008: a client that paces itself never gets near
+/// it, a flood stops costing parses.
 const FLOOD_STRIKES: u32 = 50;
 
 pub async fn upgrade(
@@ -368,37 +368,46 @@ impl Reader<'_> {
         closer: &Closer,
         heard: &LastHeard,
     ) {
-        let mut strikes = 0;
+        // Refusals for rate, less one for each frame allowed: a client that
+        // paces itself stays near zero, a flood climbs whatever its speed.
+        let mut strikes: u32 = 0;
         loop {
             let item = tokio::select! {
                 item = stream.next() => item,
                 _ = &mut writer => return,
             };
             heard.touch();
+            let allowed = match &item {
+                Some(Ok(Message::Text(text))) => self.on_text(text.as_str()).await,
+                // Pings are frames too (a browser never sends them).
+                Some(Ok(Message::Ping(_))) => self.hub.allow_frame(self.author, None),
+                _ => true,
+            };
+            strikes = if allowed {
+                strikes.saturating_sub(1)
+            } else {
+                strikes + 1
+            };
+            if strikes >= FLOOD_STRIKES {
+                closer.close(close_code::POLICY, "sending too fast");
+                break;
+            }
             match item {
-                Some(Ok(Message::Text(text))) => {
-                    if self.on_text(text.as_str()).await {
-                        strikes = 0;
-                    } else {
-                        strikes += 1;
-                        if strikes >= FLOOD_STRIKES {
-                            closer.close(close_code::POLICY, "sending too fast");
-                            break;
-                        }
-                    }
-                }
+                // A close is answered by the library; the stream ends next.
+                Some(Ok(
+                    Message::Text(_) | Message::Ping(_) | Message::Pong(_) | Message::Close(_),
+                )) => {}
                 Some(Ok(Message::Binary(_))) => {
                     closer.close(close_code::UNSUPPORTED, "binary frames are not accepted");
                     break;
                 }
-                Some(Ok(_)) => {}
+                None => break,
                 Some(Err(error)) => {
                     if is_too_big(&error) {
                         closer.close(close_code::SIZE, "frame too large: at most 16 KiB");
                     }
                     break;
                 }
-                None => break,
             }
         }
         // Let the writer send its close frame (or notice the socket is gone).
@@ -453,6 +462,7 @@ impl Reader<'_> {
     }
 
     fn rate_limited(&self, client_id: Option<String>) -> ServerFrame {
+        self.hub.metrics().rate_limited_total.fetch_add(1, Relaxed);
         ServerFrame::Error {
             code: ErrorCode::RateLimited,
             message: format!("Slow down: at most {} messages a second", self.rate_per_sec),

@@ -187,3 +187,41 @@ async fn sockets_over_the_per_address_cap_get_429_and_a_closed_one_frees_its_slo
     };
     again.welcome().await;
 }
+
+/// Opening sockets in a loop from one address is refused once past the
+/// burst (each open costs the server reads); other addresses still get in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnecting_in_a_loop_gets_429_after_the_burst() {
+    let server = TestServer::start_with(|config| {
+        // One a second, bursts of ten: the loop below meets the limit at
+        // once, however slow the machine.
+        config.socket_rate = 1;
+        config.trusted_proxies = vec![localhost()];
+    })
+    .await;
+    let mallory = server.login("Mallory").await;
+    let alice = server.login("Alice").await;
+    let looping = "203.0.113.7";
+    let mut opened = 0;
+    let refused = loop {
+        assert!(opened < 100, "100 sockets opened in a row, none refused");
+        match server.try_connect_forwarded(&mallory, looping).await {
+            Ok(client) => {
+                client.close().await;
+                opened += 1;
+            }
+            Err(refused) => break refused,
+        }
+    };
+    assert!(
+        (10..=12).contains(&opened),
+        "the burst of ten, then 429: {opened}"
+    );
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(refused.headers().contains_key(header::RETRY_AFTER));
+    let mut elsewhere = server
+        .try_connect_forwarded(&alice, "203.0.113.8")
+        .await
+        .expect("another address still connects");
+    elsewhere.welcome().await;
+}

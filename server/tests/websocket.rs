@@ -558,11 +558,13 @@ async fn a_resume_from_beyond_the_newest_id_still_hears_new_messages() {
 }
 
 /// After a lost ack the browser sends its unacknowledged messages again.
-/// With the default rate, a resend of what is already stored is acked with
-/// the stored id and costs nothing: a burst of resends is never refused.
+/// A resend of what is already stored is acked with the stored id and costs
+/// no rate budget, once: repeating it is paid for like anything else.
 #[tokio::test]
 async fn resending_stored_messages_costs_no_rate_budget() {
-    let server = TestServer::start().await;
+    // The default burst of 10, refilled so slowly that it never refills
+    // within the test: each token here is one the test spent.
+    let server = TestServer::start_with(|config| config.rate_per_sec = 0.001).await;
     let alice = server.login("Alice").await;
     let (mut socket, _) = server.join(&alice).await;
     let mut first = Vec::new();
@@ -572,7 +574,7 @@ async fn resending_stored_messages_costs_no_rate_budget() {
     for n in 0..10 {
         first.push(socket.wait_for_ack(&format!("c{n}")).await);
     }
-    // The burst of 10 is spent; the same ten again, at once.
+    // The burst is spent; the same ten again, at once.
     for n in 0..10 {
         socket.say_with_id(&format!("m{n}"), &format!("c{n}")).await;
     }
@@ -589,6 +591,17 @@ async fn resending_stored_messages_costs_no_rate_budget() {
         }
     }
     assert_eq!(again, first, "each acked with its stored id, in order");
+    // The bucket really is empty, and a second resend is not free.
+    for (text, client_id) in [("new", "c10"), ("m0", "c0")] {
+        socket.say_with_id(text, client_id).await;
+        let answer = socket
+            .wait_for(|f| matches!(f, ServerFrame::Error { .. } | ServerFrame::Ack { .. }))
+            .await;
+        assert!(
+            matches!(&answer, ServerFrame::Error { code: ErrorCode::RateLimited, client_id: Some(c), .. } if c == client_id),
+            "{answer:?}"
+        );
+    }
     assert_eq!(server.history(&alice.cookie, "limit=100").await.len(), 10);
 }
 
