@@ -763,3 +763,41 @@ async fn settings_the_server_cannot_run_with_stop_it_with_a_clear_message() {
         "{message}"
     );
 }
+
+/// The built files go out compressed to browsers that take it (the build
+/// writes the copies), plain to those that do not, and are revalidated on
+/// every load since their names carry no hash.
+#[tokio::test]
+async fn built_files_are_sent_precompressed() {
+    let site = tempfile::tempdir().expect("a temporary directory");
+    let pkg = site.path().join("pkg");
+    std::fs::create_dir_all(&pkg).expect("the pkg folder");
+    std::fs::write(pkg.join("chat.wasm"), b"\0asm plain").expect("a file");
+    std::fs::write(pkg.join("chat.wasm.br"), b"brotli bytes").expect("a file");
+    std::fs::write(pkg.join("chat.wasm.gz"), b"gzip bytes").expect("a file");
+    let root = site.path().display().to_string();
+    let server = TestServer::start_with(|config| config.site_root = root).await;
+    for (accept, encoding, body) in [
+        ("gzip, deflate, br", "br", &b"brotli bytes"[..]),
+        ("gzip", "gzip", b"gzip bytes"),
+        ("identity", "", b"\0asm plain"),
+    ] {
+        let response = server
+            .http()
+            .get(server.url("/pkg/chat.wasm"))
+            .header(header::ACCEPT_ENCODING, accept)
+            .send()
+            .await
+            .expect("the server answers");
+        assert_eq!(response.status(), StatusCode::OK, "{accept}");
+        assert_eq!(header_text(&response, header::CONTENT_ENCODING), encoding);
+        assert_eq!(
+            header_text(&response, header::CONTENT_TYPE),
+            "application/wasm"
+        );
+        assert_eq!(header_text(&response, header::CACHE_CONTROL), "no-cache");
+        assert_eq!(&response.bytes().await.expect("a body")[..], body);
+    }
+    let missing = server.get("/pkg/nothing.js", None).await;
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+}
