@@ -597,34 +597,60 @@ mod tests {
         Hub::start(store, &config).await.expect("a hub").0
     }
 
+    /// Ann's socket, opening, held at its second session read (the one that
+    /// closes the race with a logout).
+    struct Opening {
+        _dir: tempfile::TempDir,
+        store: Arc<Paused>,
+        hub: Hub,
+        id: SessionId,
+        task: JoinHandle<Result<(), Refused>>,
+    }
+
+    async fn paused_opening(read_first: bool) -> Opening {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let store = Paused::open(&dir, read_first).await;
+        let hub = hub_on(store.clone(), |_| {}).await;
+        let (_, id) = session::mint();
+        hub.login(id.clone(), "Ann").await.expect("a login");
+        let row = store
+            .find_session(id.as_str())
+            .await
+            .expect("a read")
+            .expect("the session");
+        store.pause_read.store(true, SeqCst);
+        let (link, _queue, _closer) = Link::new(8);
+        let task = tokio::spawn({
+            let hub = hub.clone();
+            async move { hub.open_socket(&row, link).await.map(|_| ()) }
+        });
+        store.paused.notified().await;
+        Opening {
+            _dir: dir,
+            store,
+            hub,
+            id,
+            task,
+        }
+    }
+
     /// A logout lands while a socket of the session is between its upgrade
     /// and joining: whichever way the session read falls, the socket does
     /// not join, the name stays free and nobody sees the user come back.
     #[tokio::test]
     async fn a_logout_racing_a_socket_leaves_no_live_socket() {
         for read_first in [false, true] {
-            let dir = tempfile::tempdir().expect("a temporary directory");
-            let store = Paused::open(&dir, read_first).await;
-            let hub = hub_on(store.clone(), |_| {}).await;
-            let (_, id) = session::mint();
-            hub.login(id.clone(), "Ann").await.expect("a login");
-            let row = store
-                .find_session(id.as_str())
-                .await
-                .expect("a read")
-                .expect("the session");
-
-            store.pause_read.store(true, SeqCst);
-            let (link, _queue, _closer) = Link::new(8);
-            let opening = tokio::spawn({
-                let hub = hub.clone();
-                async move { hub.open_socket(&row, link).await.map(|_| ()) }
-            });
-            store.paused.notified().await;
+            let Opening {
+                store,
+                hub,
+                id,
+                task,
+                ..
+            } = paused_opening(read_first).await;
             assert!(hub.logout(&id).await.expect("a logout"));
             store.resume.notify_one();
 
-            let refused = opening.await.expect("the socket task");
+            let refused = task.await.expect("the socket task");
             assert!(
                 matches!(refused, Err(Refused::SignedOut) | Err(Refused::Closing)),
                 "read_first={read_first}: {refused:?}"
@@ -640,26 +666,10 @@ mod tests {
     /// registered.
     #[tokio::test]
     async fn a_socket_dropped_while_joining_is_unregistered() {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let store = Paused::open(&dir, false).await;
-        let hub = hub_on(store.clone(), |_| {}).await;
-        let (_, id) = session::mint();
-        hub.login(id.clone(), "Ann").await.expect("a login");
-        let row = store
-            .find_session(id.as_str())
-            .await
-            .expect("a read")
-            .expect("the session");
-        store.pause_read.store(true, SeqCst);
-        let (link, _queue, _closer) = Link::new(8);
-        let opening = tokio::spawn({
-            let hub = hub.clone();
-            async move { hub.open_socket(&row, link).await.map(|_| ()) }
-        });
-        store.paused.notified().await;
+        let Opening { hub, task, .. } = paused_opening(false).await;
         assert!(!hub.connections().is_empty());
-        opening.abort();
-        assert!(opening.await.is_err_and(|e| e.is_cancelled()));
+        task.abort();
+        assert!(task.await.is_err_and(|e| e.is_cancelled()));
         assert!(hub.connections().is_empty());
     }
 
