@@ -52,8 +52,8 @@ use crate::{
 pub const MAX_FRAME_BYTES: usize = 16 * 1024;
 /// Bytes read from a socket at a time. The library's default (128 KiB,
 /// allocated for every socket) would make an idle socket cost over 100 KB;
-/// chat frames are small, and a 16 KiB one just takes a few reads.
-const READ_BUFFER_BYTES: usize = 4 * 1024;
+/// chat frames are small, and a 16 KiB one just takes a few more reads.
+const READ_BUFFER_BYTES: usize = 2 * 1024;
 /// Bytes gathered before they are written out (a flush writes them anyway).
 const WRITE_BUFFER_BYTES: usize = 16 * 1024;
 /// The most a socket's write buffer may hold while the client is not
@@ -149,13 +149,17 @@ async fn serve(
     after: Option<i64>,
     permit: impl Send + 'static,
 ) {
-    let hub = state.hub.clone();
+    // Only what the socket needs is kept for its life, not the whole state
+    // (the block moves it, so the rest is dropped here).
+    let AppState { hub, config, .. } = { state };
     let (mut sink, mut stream) = socket.split();
-    let (link, queue, closer) = Link::new(state.config.queue_depth);
+    let (link, queue, closer) = Link::new(config.queue_depth);
     // Registered before history is read, so nothing published in between is
     // missed; the writer skips what the welcome already carries. The guard
     // unregisters the socket however this task ends.
-    let guard = match hub.open_socket(&session, link.clone()).await {
+    // Joining and reading history run once, boxed: their state would
+    // otherwise stay in this task's future, in every socket, for its life.
+    let guard = match Box::pin(hub.open_socket(&session, link.clone())).await {
         Ok(guard) => guard,
         Err(refused) => {
             if let crate::hub::Refused::Store(error) = &refused {
@@ -167,7 +171,7 @@ async fn serve(
         }
     };
     tracing::debug!(user = %guard.name, "socket open");
-    let welcome = match hub.history(after).await {
+    let welcome = match Box::pin(hub.history(after)).await {
         Ok(history) => {
             let frame = ServerFrame::Welcome {
                 username: guard.name.clone(),
@@ -201,8 +205,8 @@ async fn serve(
             welcome,
             skip_through,
             heard: heard.clone(),
-            ping_every: state.config.ping_interval(),
-            peer_timeout: state.config.peer_timeout(),
+            ping_every: config.ping_interval(),
+            peer_timeout: config.peer_timeout(),
             hub: hub.clone(),
         },
     ));
@@ -211,7 +215,7 @@ async fn serve(
         link: &link,
         author: &SessionId::from_stored(&session.id),
         username: &guard.name,
-        rate_per_sec: state.config.rate_per_sec,
+        rate_per_sec: config.rate_per_sec,
     };
     reader.run(&mut stream, writer, &closer, &heard).await;
     tracing::debug!(user = %guard.name, "socket closed");
