@@ -12,22 +12,29 @@ WASM_BINDGEN_VERSION := 0.2.130
 export PATH := $(CURDIR)/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
 
 E2E_PORT ?= 3100
+# The load runs' own ports, clear of the browser tests' and of `make run`'s.
+BENCH_PORT ?= 3200
+SMOKE_PORT ?= 3190
 
 .PHONY: run dev test build tools wasm-target cargo-leptos wasm-bindgen node-modules chromium assets \
-        fmt-check clippy rust-test e2e fuzz clean
+        fmt-check clippy rust-test e2e fuzz bench bench-smoke clean
 
 run: tools assets
 	cargo leptos build --release
+	node precompress.mjs target/site
 	mkdir -p data
 	LEPTOS_SITE_ROOT=target/site target/release/server
 
+# Compressed copies of a release build would shadow the debug files.
 dev: tools assets
+	rm -f target/site/pkg/*.br target/site/pkg/*.gz
 	cargo leptos watch
 
 build: tools assets
 	cargo leptos build --release
+	node precompress.mjs target/site
 
-test: tools assets fmt-check clippy rust-test build e2e
+test: tools assets fmt-check clippy rust-test build bench-smoke e2e
 
 fmt-check:
 	cargo fmt --all --check
@@ -44,6 +51,19 @@ rust-test:
 # The property tests, far longer than in `make test` (stable Rust, no nightly needed).
 fuzz:
 	PROPTEST_CASES=100000 cargo test --release -p server --lib -- names:: inbound::
+
+# The chat against a bare axum broadcast loop, same load, same machine, one
+# run (about 5 minutes on 2 cores with warm builds; not part of `make test`).
+# Table and JSON in target/bench/.
+bench: build
+	cargo build --release -p server --examples
+	BENCH_PORT=$(BENCH_PORT) bench/run.sh full
+
+# Five seconds of fan-out against the freshly built server: fails if a message
+# or an ack is lost. The generator's debug build is enough for five users.
+bench-smoke: build
+	cargo build -p server --example chat-load
+	BENCH_PORT=$(SMOKE_PORT) LOAD=target/debug/examples/chat-load bench/run.sh smoke
 
 e2e: chromium
 	npx playwright test --config end2end/playwright.config.ts

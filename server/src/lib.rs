@@ -25,6 +25,7 @@ pub mod ws;
 use std::{future::Future, net::SocketAddr, sync::Arc};
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use leptos::config::LeptosOptions;
 use tokio::{
     net::TcpListener,
@@ -108,6 +109,13 @@ pub async fn serve(
     let app = routes::router(state).into_make_service_with_connect_info::<SocketAddr>();
     tracing::info!(addr = %listener.local_addr()?, "serving");
     let closing = hub.clone();
+    // No Nagle delay: a chat frame is small and should leave at once, not
+    // wait for the previous one's acknowledgement.
+    let listener = listener.tap_io(|stream| {
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "could not set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;
