@@ -20,6 +20,7 @@ SMOKE_PORT ?= 3190
         fmt-check clippy rust-test e2e fuzz bench bench-smoke clean
 
 run: tools assets
+	rm -f target/site/pkg/*.br target/site/pkg/*.gz
 	cargo leptos build --release
 	node precompress.mjs target/site
 	mkdir -p data
@@ -30,7 +31,10 @@ dev: tools assets
 	rm -f target/site/pkg/*.br target/site/pkg/*.gz
 	cargo leptos watch
 
+# Compressed copies of an older build would shadow the new files: gone
+# before the build, written again after it.
 build: tools assets
+	rm -f target/site/pkg/*.br target/site/pkg/*.gz
 	cargo leptos build --release
 	node precompress.mjs target/site
 

@@ -28,7 +28,7 @@ use crate::{
     presence::{Presence, Rate, Released},
     recent::Recent,
     session::SessionId,
-    store::{SessionRow, Store, StoreError},
+    store::{SessionRecord, SessionRow, Store, StoreError},
 };
 
 /// Awaits a task that must not be cancelled with its request.
@@ -189,6 +189,7 @@ impl Hub {
             metrics: metrics.clone(),
             recent: recent.clone(),
             presence: presence.clone(),
+            max_batch: persister::batch_for(config.queue_depth),
         };
         let handle = tokio::spawn(writer.run(rx, stop.clone()));
         let hub = Self {
@@ -321,10 +322,15 @@ impl Hub {
         let live = self
             .inner
             .store
-            .find_session(id.as_str())
+            .find_session_record(id.as_str())
             .await
             .map_err(Refused::Store)?;
-        let Some(session) = live else {
+        let Some(SessionRecord {
+            row: session,
+            connected,
+            ..
+        }) = live
+        else {
             return Err(Refused::SignedOut);
         };
         let attached = {
@@ -353,10 +359,10 @@ impl Hub {
         };
         guard.joined = true;
         guard.name = attached.name;
-        if attached.joined {
+        if !connected {
             // Past the purge of logins that never connected. Awaited: a
-            // session this fails for is refused rather than purged later
-            // while it chats.
+            // session this fails for is refused (and marked by its next
+            // socket) rather than purged later while it chats.
             self.inner
                 .store
                 .mark_connected(id.as_str())

@@ -25,6 +25,12 @@ use crate::{
 
 /// Largest batch per transaction: bounds the latency of the first message in it.
 const MAX_BATCH: usize = 512;
+
+/// The batch size for sockets that queue at most `queue_depth` frames: half
+/// of it, so a whole batch and the acks after it fit in a socket's queue.
+pub fn batch_for(queue_depth: usize) -> usize {
+    (queue_depth / 2).clamp(1, MAX_BATCH)
+}
 /// Accepted messages waiting for the writer; a sender waits when it is full.
 pub const QUEUE: usize = 4_096;
 /// Attempts at a failing batch (a busy or briefly unreachable database).
@@ -47,21 +53,23 @@ pub struct Persister {
     pub metrics: Arc<Metrics>,
     pub recent: Arc<Mutex<Recent>>,
     pub presence: Arc<Mutex<Presence>>,
+    /// Messages per transaction at most (see [`batch_for`]).
+    pub max_batch: usize,
 }
 
 impl Persister {
     /// Runs until `stop` is notified, then stores what was already accepted
     /// and returns how many accepted messages could not be stored.
     pub async fn run(self, mut rx: mpsc::Receiver<Submission>, stop: Arc<Notify>) -> u64 {
-        let mut batch = Vec::with_capacity(MAX_BATCH);
+        let mut batch = Vec::with_capacity(self.max_batch);
         let mut stopping = false;
         let mut unstored = 0;
         loop {
             let received = if stopping {
-                rx.recv_many(&mut batch, MAX_BATCH).await
+                rx.recv_many(&mut batch, self.max_batch).await
             } else {
                 tokio::select! {
-                    n = rx.recv_many(&mut batch, MAX_BATCH) => n,
+                    n = rx.recv_many(&mut batch, self.max_batch) => n,
                     _ = stop.notified() => {
                         // Take nothing new; what is queued is still stored.
                         rx.close();

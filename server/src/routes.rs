@@ -67,12 +67,17 @@ fn precompressed(dir: std::path::PathBuf) -> Router<AppState> {
     let files = tower_http::services::ServeDir::new(dir)
         .precompressed_br()
         .precompressed_gzip();
-    Router::new().fallback_service(files).layer(
+    let set = |name, value| {
         tower_http::set_header::SetResponseHeaderLayer::overriding(
-            header::CACHE_CONTROL,
-            http::HeaderValue::from_static("no-cache"),
-        ),
-    )
+            name,
+            http::HeaderValue::from_static(value),
+        )
+    };
+    Router::new()
+        .fallback_service(files)
+        .layer(set(header::CACHE_CONTROL, "no-cache"))
+        // A cache between here and the browser keeps one copy per encoding.
+        .layer(set(header::VARY, "accept-encoding"))
 }
 
 /// `/metrics` alone, for `METRICS_BIND=<address>`.
@@ -214,7 +219,12 @@ async fn logout(
         session::clear_cookie(state.config.cookie_secure),
     )];
     let ended = match session::presented(&headers, state.config.cookie_secure) {
-        Some(id) => state.hub.logout(&id).await?,
+        // The name and the sockets are gone even when the database failed:
+        // the browser forgets the cookie too, so it cannot come back on it.
+        Some(id) => match state.hub.logout(&id).await {
+            Ok(ended) => ended,
+            Err(error) => return Ok((clear, AppError::from(error)).into_response()),
+        },
         None => false,
     };
     if ended {

@@ -383,8 +383,11 @@ impl Reader<'_> {
             heard.touch();
             let allowed = match &item {
                 Some(Ok(Message::Text(text))) => self.on_text(text.as_str()).await,
-                // Pings are frames too (a browser never sends them).
-                Some(Ok(Message::Ping(_))) => self.hub.allow_frame(self.author, None),
+                // Control frames are frames too: a browser sends a pong per
+                // server ping, one token every 20 s.
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
+                    self.hub.allow_frame(self.author, None)
+                }
                 _ => true,
             };
             strikes = if allowed {

@@ -796,8 +796,43 @@ async fn built_files_are_sent_precompressed() {
             "application/wasm"
         );
         assert_eq!(header_text(&response, header::CACHE_CONTROL), "no-cache");
+        assert_eq!(header_text(&response, header::VARY), "accept-encoding");
         assert_eq!(&response.bytes().await.expect("a body")[..], body);
     }
     let missing = server.get("/pkg/nothing.js", None).await;
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+}
+
+/// A logout the database fails to record still ends what the user sees:
+/// the sockets close with the signed-out reason, the name is free, and the
+/// browser is told to forget its cookie, so it cannot walk back in on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_the_database_refuses_still_signs_the_browser_out() {
+    use sqlx::Connection as _;
+    let server = TestServer::start().await;
+    let alice = server.login("Alice").await;
+    let (mut socket, _) = server.join(&alice).await;
+    let mut db = sqlx::SqliteConnection::connect(server.database_url())
+        .await
+        .expect("the database");
+    sqlx::query(
+        "CREATE TRIGGER stuck BEFORE DELETE ON sessions BEGIN SELECT RAISE(ABORT, 'disk failure'); END",
+    )
+    .execute(&mut db)
+    .await
+    .expect("the trigger");
+    let response = server.logout(&alice.cookie).await;
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let cleared = set_cookie(&response).expect("the cookie is cleared");
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    let (code, reason, _) = socket.expect_close_with_frames().await;
+    assert_eq!(
+        (code, reason.as_str()),
+        (1000, app::protocol::SIGNED_OUT_REASON)
+    );
+    assert_eq!(
+        server.login("alice").await.username,
+        "alice",
+        "the name is free"
+    );
 }

@@ -37,6 +37,8 @@ pub struct SessionRecord {
     pub row: SessionRow,
     /// Milliseconds since the Unix epoch (see [`now_ms`]).
     pub last_seen: i64,
+    /// A socket of the session has opened (see [`Store::mark_connected`]).
+    pub connected: bool,
 }
 
 /// Now, as the store keeps session times: milliseconds since the Unix epoch.

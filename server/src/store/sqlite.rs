@@ -84,11 +84,12 @@ impl Store for SqliteStore {
     }
 
     async fn find_session_record(&self, id: &str) -> Result<Option<SessionRecord>, StoreError> {
-        let row =
-            sqlx::query("SELECT id, username, base_name, last_seen FROM sessions WHERE id = ?")
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
+        let row = sqlx::query(
+            "SELECT id, username, base_name, last_seen, connected FROM sessions WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row
             .map(|row| -> Result<SessionRecord, sqlx::Error> {
                 Ok(SessionRecord {
@@ -98,6 +99,7 @@ impl Store for SqliteStore {
                         base_name: row.try_get("base_name")?,
                     },
                     last_seen: row.try_get("last_seen")?,
+                    connected: row.try_get("connected")?,
                 })
             })
             .transpose()?)
