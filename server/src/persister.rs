@@ -133,28 +133,28 @@ impl Persister {
             }
         }
         // The whole batch goes out as one broadcast (each socket gets one
-        // queue entry and one flush for it), then the acks.
+        // queue entry and one flush for it), then the acks. Encoded before
+        // the recent window is locked: sockets opening meanwhile read it.
         let mut frames = Vec::with_capacity(appended.len());
         let mut acks = Vec::with_capacity(appended.len());
-        {
-            let mut recent = lock(&self.recent);
-            for (appended, reply) in appended.into_iter().zip(replies) {
-                let id = appended.message.id;
-                if let (Some(link), Some(client_id)) = (reply, appended.message.client_id.clone()) {
-                    acks.push((link, ServerFrame::Ack { client_id, id }));
-                }
-                if appended.fresh {
-                    self.metrics.messages_total.fetch_add(1, Relaxed);
-                    frames.extend(Outgoing::encode(&ServerFrame::Message(
-                        appended.message.clone(),
-                    )));
-                    // In the window before anyone can see it: a socket that
-                    // reads the window after this has it in its welcome, one
-                    // registered before gets the broadcast.
-                    recent.push(appended.message);
-                }
+        let mut stored = Vec::with_capacity(appended.len());
+        for (appended, reply) in appended.into_iter().zip(replies) {
+            let id = appended.message.id;
+            if let (Some(link), Some(client_id)) = (reply, appended.message.client_id.clone()) {
+                acks.push((link, ServerFrame::Ack { client_id, id }));
+            }
+            if appended.fresh {
+                self.metrics.messages_total.fetch_add(1, Relaxed);
+                frames.extend(Outgoing::encode(&ServerFrame::Message(
+                    appended.message.clone(),
+                )));
+                stored.push(appended.message);
             }
         }
+        // Into the window before anyone can see them: a socket that reads
+        // the window after this has them in its welcome, one registered
+        // before gets the broadcast.
+        lock(&self.recent).extend(stored);
         if !frames.is_empty() {
             self.bus.publish(frames.into());
         }

@@ -29,7 +29,7 @@ impl Recent {
             capacity,
             complete_after,
         };
-        newest.into_iter().for_each(|m| recent.push(m));
+        recent.extend(newest);
         recent
     }
 
@@ -41,6 +41,11 @@ impl Recent {
             }
         }
         self.messages.push_back(message);
+    }
+
+    /// Messages were stored, in id order.
+    pub fn extend(&mut self, messages: impl IntoIterator<Item = ChatMessage>) {
+        messages.into_iter().for_each(|m| self.push(m));
     }
 
     /// The newest stored id (0 when the room is empty).
