@@ -4,6 +4,7 @@
 use leptos::prelude::*;
 
 use crate::protocol::{ChatMessage, ErrorCode, ServerFrame, HISTORY_PAGE};
+use crate::room::{self, RoomName, LOBBY};
 
 /// The socket's state as the user sees it (and as `<body data-ws>` says it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,6 +41,11 @@ pub struct Pending {
 /// The chat page's state. `Copy`: every field is an arena handle.
 #[derive(Clone, Copy)]
 pub struct ChatState {
+    /// The room on screen. Fixed for the page's life: another room is
+    /// another page load, with its own socket.
+    pub room: StoredValue<String>,
+    /// The rooms to offer: lobby first, then by name, each once.
+    pub rooms: RwSignal<Vec<String>>,
     pub me: RwSignal<Option<String>>,
     pub online: RwSignal<Vec<String>>,
     /// Sorted by id, each id once.
@@ -52,15 +58,16 @@ pub struct ChatState {
     pub notice: RwSignal<Option<String>>,
 }
 
-impl Default for ChatState {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl ChatState {
-    pub fn new() -> Self {
+    /// The state of the page of `room` (a name [`room::check`] accepts).
+    /// The room list starts with the lobby and this room, so both are
+    /// offered before the server's list arrives.
+    pub fn new(room: String) -> Self {
+        let mut rooms = Vec::new();
+        merge_rooms(&mut rooms, [LOBBY.to_string(), room.clone()]);
         Self {
+            room: StoredValue::new(room),
+            rooms: RwSignal::new(rooms),
             me: RwSignal::new(None),
             online: RwSignal::new(Vec::new()),
             messages: RwSignal::new(Vec::new()),
@@ -144,9 +151,25 @@ impl ChatState {
     }
 
     /// Adds older messages fetched page by page.
-    pub fn add_older(&self, page: Vec<ChatMessage>, page_size: usize) {
+    pub fn add_older(&self, mut page: Vec<ChatMessage>, page_size: usize) {
         self.has_older.set(page.len() >= page_size);
+        page.retain(|m| self.is_here(m));
         self.messages.update(|messages| merge(messages, page));
+    }
+
+    /// Adds rooms the server knows of to the list. The list is only written
+    /// (and redrawn) when a room is new to it.
+    pub fn add_rooms(&self, names: impl IntoIterator<Item = String>) {
+        let mut rooms = self.rooms.get_untracked();
+        if merge_rooms(&mut rooms, names) {
+            self.rooms.set(rooms);
+        }
+    }
+
+    /// Whether a message belongs on this page. The server only sends a
+    /// socket its own room's messages; one from elsewhere is not shown.
+    fn is_here(&self, message: &ChatMessage) -> bool {
+        self.room.with_value(|room| message.room == *room)
     }
 
     /// Applies one frame from the server. `resuming` says whether this
@@ -154,11 +177,14 @@ impl ChatState {
     pub fn apply(&self, frame: ServerFrame, resuming: bool) -> Applied {
         match frame {
             ServerFrame::Welcome {
+                // The room the page asked for; each message says its own.
+                room: _,
                 username,
                 online_users,
-                history,
+                mut history,
                 complete,
             } => {
+                history.retain(|m| self.is_here(m));
                 self.me.set(Some(username));
                 self.online.set(online_users);
                 // A message stored just before the drop, whose ack was lost,
@@ -181,6 +207,7 @@ impl ChatState {
                 }
                 Applied::Welcomed
             }
+            ServerFrame::Message(message) if !self.is_here(&message) => Applied::Nothing,
             ServerFrame::Message(message) => {
                 if let Some(client_id) = &message.client_id {
                     self.settle_where(|p| p.client_id == *client_id);
@@ -285,6 +312,27 @@ pub fn merge(messages: &mut Vec<ChatMessage>, incoming: Vec<ChatMessage>) {
     }
 }
 
+/// Merges `incoming` room names into `rooms`, keeping the lobby first and
+/// the rest sorted by name, each once. A name outside the room rule is
+/// skipped: it could only lead to a page that does not exist. Says whether
+/// anything was added.
+pub fn merge_rooms(rooms: &mut Vec<String>, incoming: impl IntoIterator<Item = String>) -> bool {
+    fn order(name: &str) -> (bool, &str) {
+        (name != LOBBY, name)
+    }
+    let mut added = false;
+    for name in incoming {
+        if !matches!(room::check(&name), RoomName::Valid(_)) {
+            continue;
+        }
+        if let Err(at) = rooms.binary_search_by(|known| order(known).cmp(&order(&name))) {
+            rooms.insert(at, name);
+            added = true;
+        }
+    }
+    added
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -292,6 +340,7 @@ mod tests {
     fn message(id: i64) -> ChatMessage {
         ChatMessage {
             id,
+            room: LOBBY.into(),
             username: "A".into(),
             message: format!("m{id}"),
             sent_at: "2026-01-01T00:00:00.000Z".into(),
@@ -314,7 +363,7 @@ mod tests {
     fn an_ack_settles_the_pending_message() {
         let owner = Owner::new();
         owner.with(|| {
-            let chat = ChatState::new();
+            let chat = ChatState::new(LOBBY.into());
             chat.queue("c1".into(), "hello".into());
             chat.apply(
                 ServerFrame::Ack {
@@ -329,6 +378,7 @@ mod tests {
 
     fn welcome(history: Vec<ChatMessage>) -> ServerFrame {
         ServerFrame::Welcome {
+            room: LOBBY.into(),
             username: "A".into(),
             online_users: vec!["A".into()],
             history,
@@ -364,7 +414,7 @@ mod tests {
         let owner = Owner::new();
         owner.with(|| {
             for resuming in [false, true] {
-                let chat = ChatState::new();
+                let chat = ChatState::new(LOBBY.into());
                 chat.queue("c1".into(), "stored before the drop".into());
                 chat.queue("c2".into(), "never arrived".into());
                 chat.mark_sent("c1");
@@ -378,9 +428,10 @@ mod tests {
     fn an_incomplete_resume_still_settles_what_it_holds() {
         let owner = Owner::new();
         owner.with(|| {
-            let chat = ChatState::new();
+            let chat = ChatState::new(LOBBY.into());
             chat.queue("c1".into(), "hello".into());
             let frame = ServerFrame::Welcome {
+                room: LOBBY.into(),
                 username: "A".into(),
                 online_users: vec!["A".into()],
                 history: vec![stored(5, "c1")],
@@ -395,7 +446,7 @@ mod tests {
     fn rate_limited_puts_the_message_back_in_line_instead_of_failing_it() {
         let owner = Owner::new();
         owner.with(|| {
-            let chat = ChatState::new();
+            let chat = ChatState::new(LOBBY.into());
             chat.queue("c1".into(), "one".into());
             chat.queue("c2".into(), "two".into());
             chat.mark_sent("c1");
@@ -420,7 +471,7 @@ mod tests {
     fn a_refusal_for_good_marks_the_message_not_sent() {
         let owner = Owner::new();
         owner.with(|| {
-            let chat = ChatState::new();
+            let chat = ChatState::new(LOBBY.into());
             chat.queue("c1".into(), "x".repeat(3_000));
             chat.mark_sent("c1");
             let applied = chat.apply(refusal(ErrorCode::TooLong, "c1"), false);
@@ -434,7 +485,7 @@ mod tests {
     fn pending_messages_go_out_one_at_a_time_in_order() {
         let owner = Owner::new();
         owner.with(|| {
-            let chat = ChatState::new();
+            let chat = ChatState::new(LOBBY.into());
             assert_eq!(chat.next_to_send(), NextSend::Idle);
             for id in ["c1", "c2", "c3"] {
                 chat.queue(id.into(), format!("text of {id}"));
@@ -469,9 +520,10 @@ mod tests {
     fn a_resume_merges_instead_of_replacing() {
         let owner = Owner::new();
         owner.with(|| {
-            let chat = ChatState::new();
+            let chat = ChatState::new(LOBBY.into());
             chat.messages.set(vec![message(1), message(2)]);
             let welcome = ServerFrame::Welcome {
+                room: LOBBY.into(),
                 username: "A".into(),
                 online_users: vec!["A".into()],
                 history: vec![message(2), message(3)],
@@ -481,5 +533,66 @@ mod tests {
             let ids: Vec<i64> = chat.messages.get_untracked().iter().map(|m| m.id).collect();
             assert_eq!(ids, [1, 2, 3]);
         });
+    }
+
+    fn in_room(id: i64, room: &str) -> ChatMessage {
+        ChatMessage {
+            room: room.into(),
+            ..message(id)
+        }
+    }
+
+    fn shown_ids(chat: &ChatState) -> Vec<i64> {
+        chat.messages.get_untracked().iter().map(|m| m.id).collect()
+    }
+
+    #[test]
+    fn a_message_from_another_room_is_not_shown() {
+        let owner = Owner::new();
+        owner.with(|| {
+            let chat = ChatState::new("rust".into());
+            chat.apply(
+                ServerFrame::Welcome {
+                    room: "rust".into(),
+                    username: "A".into(),
+                    online_users: vec!["A".into()],
+                    history: vec![in_room(1, "rust"), in_room(2, LOBBY), in_room(3, "rust")],
+                    complete: true,
+                },
+                false,
+            );
+            assert_eq!(shown_ids(&chat), [1, 3]);
+            chat.apply(ServerFrame::Message(in_room(4, "go")), false);
+            chat.apply(ServerFrame::Message(in_room(5, "rust")), false);
+            assert_eq!(shown_ids(&chat), [1, 3, 5]);
+            chat.add_older(vec![in_room(-1, "rust"), in_room(0, LOBBY)], 2);
+            assert_eq!(shown_ids(&chat), [-1, 1, 3, 5]);
+        });
+    }
+
+    #[test]
+    fn the_room_list_starts_with_the_lobby_and_the_room_on_screen() {
+        let owner = Owner::new();
+        owner.with(|| {
+            assert_eq!(ChatState::new(LOBBY.into()).rooms.get_untracked(), [LOBBY]);
+            let chat = ChatState::new("rust".into());
+            assert_eq!(chat.rooms.get_untracked(), [LOBBY, "rust"]);
+            chat.add_rooms(["zed", "go-team", LOBBY, "rust", "Bad", "a b"].map(String::from));
+            assert_eq!(
+                chat.rooms.get_untracked(),
+                [LOBBY, "go-team", "rust", "zed"]
+            );
+        });
+    }
+
+    #[test]
+    fn merging_rooms_says_whether_anything_was_added() {
+        let mut rooms = vec![LOBBY.to_string(), "rust".to_string()];
+        assert!(!merge_rooms(
+            &mut rooms,
+            ["rust".to_string(), LOBBY.to_string()]
+        ));
+        assert!(merge_rooms(&mut rooms, ["a".to_string()]));
+        assert_eq!(rooms, [LOBBY, "a", "rust"]);
     }
 }

@@ -2,6 +2,7 @@
 //! into the WASM client that takes over the server-rendered page.
 
 pub mod protocol;
+pub mod room;
 
 pub mod chat_state;
 mod components;
@@ -64,6 +65,7 @@ pub fn App() -> impl IntoView {
             <Routes fallback=pages::not_found::NotFound>
                 <Route path=path!("/") view=pages::login::LoginPage/>
                 <Route path=path!("/chat/") view=pages::chat::ChatPage/>
+                <Route path=path!("/chat/:room/") view=pages::chat::ChatPage/>
             </Routes>
         </Router>
     }

@@ -27,8 +27,10 @@ pub const SIGNED_OUT_REASON: &str = "logged out";
 /// One stored chat message, as every client sees it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatMessage {
-    /// Assigned by the store; increasing; the order of the room.
+    /// Assigned by the store; increasing across rooms; the order of a room.
     pub id: i64,
+    /// The room it was sent in (see [`crate::room`]).
+    pub room: String,
     /// The sender's name, decided by the server from the session.
     pub username: String,
     /// The text, exactly as sent (rendered as text, never as HTML).
@@ -46,6 +48,8 @@ pub struct ChatMessage {
 pub enum ServerFrame {
     /// Always the first frame of a connection.
     Welcome {
+        /// The room this socket is in.
+        room: String,
         username: String,
         online_users: Vec<String>,
         history: Vec<ChatMessage>,
@@ -125,6 +129,19 @@ pub struct MessagePage {
     pub messages: Vec<ChatMessage>,
 }
 
+/// `GET /api/rooms`: the rooms this session has visited and the rooms with
+/// messages, by name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomList {
+    pub rooms: Vec<RoomSummary>,
+}
+
+/// One room in a [`RoomList`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomSummary {
+    pub name: String,
+}
+
 /// Every JSON error body.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
@@ -139,6 +156,7 @@ mod tests {
     fn frames_match_the_documented_json() {
         let frame = ServerFrame::Message(ChatMessage {
             id: 43,
+            room: "lobby".into(),
             username: "John1".into(),
             message: "Hello".into(),
             sent_at: "2026-11-24T17:04:00.123Z".into(),
@@ -146,7 +164,7 @@ mod tests {
         });
         assert_eq!(
             serde_json::to_string(&frame).unwrap(),
-            r#"{"type":"message","id":43,"username":"John1","message":"Hello","sent_at":"2026-11-24T17:04:00.123Z"}"#
+            r#"{"type":"message","id":43,"room":"lobby","username":"John1","message":"Hello","sent_at":"2026-11-24T17:04:00.123Z"}"#
         );
         let joined = ServerFrame::UserJoined {
             username: "A".into(),

@@ -1,5 +1,6 @@
-//! The browser's end of the socket (WASM only): connect, apply frames to
-//! [`ChatState`], send what the user queued, and come back after a drop.
+//! The browser's end of the socket (WASM only): connect to the page's room,
+//! apply frames to [`ChatState`], send what the user queued, and come back
+//! after a drop.
 //!
 //! A drop is followed by a reconnect with exponential backoff and jitter that
 //! resumes with `?after=<last id shown>`, so nothing is missed; the store's ids
@@ -25,7 +26,9 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use crate::chat_state::{Applied, ChatState, Connection, NextSend};
-use crate::protocol::{ClientFrame, MessagePage, ServerFrame, HISTORY_PAGE, SIGNED_OUT_REASON};
+use crate::protocol::{
+    ClientFrame, MessagePage, RoomList, ServerFrame, HISTORY_PAGE, SIGNED_OUT_REASON,
+};
 
 /// First retry delay; doubles per failed attempt.
 const BACKOFF_START_MS: f64 = 250.0;
@@ -166,7 +169,8 @@ async fn connect(
     network: &mut mpsc::UnboundedReceiver<Network>,
 ) -> Ended {
     let after = chat.last_id();
-    let Ok(socket) = WebSocket::open(&socket_url(after)) else {
+    let url = chat.room.with_value(|room| socket_url(room, after));
+    let Ok(socket) = WebSocket::open(&url) else {
         return Ended::Dropped { welcomed: false };
     };
     let (sink, stream) = socket.split();
@@ -217,6 +221,8 @@ async fn read(
                         if applied == Applied::ReloadLatest {
                             spawn_local(fetch_page(chat, None));
                         }
+                        // Rooms made or visited elsewhere since the last look.
+                        spawn_local(fetch_rooms(chat));
                         // Everything unacknowledged goes out again on this socket.
                         chat.pending.update_untracked(|pending| {
                             pending.iter_mut().for_each(|p| p.sent = false)
@@ -354,7 +360,9 @@ impl TokenBucket {
     }
 }
 
-fn socket_url(after: Option<i64>) -> String {
+/// The socket of `room`. Room names are `a-z`, `0-9`, `-` and `_`: nothing
+/// to escape in a query.
+fn socket_url(room: &str, after: Option<i64>) -> String {
     let location = window().location();
     let scheme = match location.protocol().as_deref() {
         Ok("https:") => "wss",
@@ -362,8 +370,8 @@ fn socket_url(after: Option<i64>) -> String {
     };
     let host = location.host().unwrap_or_default();
     match after {
-        Some(id) => format!("{scheme}://{host}/ws/chat/?after={id}"),
-        None => format!("{scheme}://{host}/ws/chat/"),
+        Some(id) => format!("{scheme}://{host}/ws/chat/?room={room}&after={id}"),
+        None => format!("{scheme}://{host}/ws/chat/?room={room}"),
     }
 }
 
@@ -393,10 +401,10 @@ pub fn load_earlier(chat: ChatState) {
 
 /// Fetches one page of history before `before` (or the latest page) and merges it.
 async fn fetch_page(chat: ChatState, before: Option<i64>) {
-    let url = match before {
-        Some(id) => format!("/api/messages?before={id}&limit={HISTORY_PAGE}"),
-        None => format!("/api/messages?limit={HISTORY_PAGE}"),
-    };
+    let url = chat.room.with_value(|room| match before {
+        Some(id) => format!("/api/messages?room={room}&before={id}&limit={HISTORY_PAGE}"),
+        None => format!("/api/messages?room={room}&limit={HISTORY_PAGE}"),
+    });
     let Ok(response) = gloo_net::http::Request::get(&url).send().await else {
         chat.notice
             .set(Some("Could not load messages; try again.".into()));
@@ -407,6 +415,20 @@ async fn fetch_page(chat: ChatState, before: Option<i64>) {
         Err(_) => chat
             .notice
             .set(Some("Could not load messages; try again.".into())),
+    }
+}
+
+/// Adds the rooms the server lists for this session to the room list. A
+/// failure leaves the list as it is; the next `welcome` asks again.
+async fn fetch_rooms(chat: ChatState) {
+    let Ok(response) = gloo_net::http::Request::get("/api/rooms").send().await else {
+        return;
+    };
+    if !response.ok() {
+        return;
+    }
+    if let Ok(list) = response.json::<RoomList>().await {
+        chat.add_rooms(list.rooms.into_iter().map(|room| room.name));
     }
 }
 

@@ -197,14 +197,28 @@ impl Link {
 /// A registered socket's id.
 pub type ConnId = u64;
 
+/// Where a socket is.
 struct Entry {
     session: SessionId,
-    link: Link,
+    room: Arc<str>,
+}
+
+#[derive(Default)]
+struct Sockets {
+    entries: HashMap<ConnId, Entry>,
+    /// Per room, its sockets' links: a broadcast walks one room only.
+    rooms: HashMap<Arc<str>, HashMap<ConnId, Link>>,
+}
+
+impl Sockets {
+    fn links(&self) -> impl Iterator<Item = &Link> {
+        self.rooms.values().flat_map(|links| links.values())
+    }
 }
 
 /// Every socket of this process.
 pub struct Connections {
-    entries: Mutex<HashMap<ConnId, Entry>>,
+    sockets: Mutex<Sockets>,
     next: AtomicU64,
     metrics: Arc<Metrics>,
     /// Signalled whenever the last socket goes away.
@@ -217,7 +231,7 @@ pub struct Connections {
 impl Connections {
     pub fn new(metrics: Arc<Metrics>) -> Self {
         Self {
-            entries: Mutex::new(HashMap::new()),
+            sockets: Mutex::new(Sockets::default()),
             next: AtomicU64::new(1),
             metrics,
             emptied: Notify::new(),
@@ -225,29 +239,40 @@ impl Connections {
         }
     }
 
-    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<ConnId, Entry>> {
-        // A panic elsewhere while holding the lock leaves the map intact.
-        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    fn sockets(&self) -> std::sync::MutexGuard<'_, Sockets> {
+        // A panic elsewhere while holding the lock leaves the maps intact.
+        self.sockets.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn register(&self, session: SessionId, link: Link) -> ConnId {
+    pub fn register(&self, session: SessionId, room: Arc<str>, link: Link) -> ConnId {
         let id = self.next.fetch_add(1, Relaxed);
-        let mut entries = self.entries();
+        let mut sockets = self.sockets();
         if let Some((code, reason)) = self.closed_with.get() {
             link.close(*code, reason);
         }
-        entries.insert(id, Entry { session, link });
-        drop(entries);
+        sockets
+            .rooms
+            .entry(room.clone())
+            .or_default()
+            .insert(id, link);
+        sockets.entries.insert(id, Entry { session, room });
+        drop(sockets);
         self.metrics.connections.fetch_add(1, Relaxed);
         id
     }
 
     pub fn remove(&self, id: ConnId) {
-        let mut entries = self.entries();
-        if entries.remove(&id).is_some() {
+        let mut sockets = self.sockets();
+        if let Some(entry) = sockets.entries.remove(&id) {
+            if let Some(links) = sockets.rooms.get_mut(&entry.room) {
+                links.remove(&id);
+                if links.is_empty() {
+                    sockets.rooms.remove(&entry.room);
+                }
+            }
             self.metrics.connections.fetch_sub(1, Relaxed);
         }
-        if entries.is_empty() {
+        if sockets.entries.is_empty() {
             self.emptied.notify_waiters();
         }
     }
@@ -267,12 +292,13 @@ impl Connections {
         let _ = tokio::time::timeout(limit, wait).await;
     }
 
-    /// Offers frames to every socket; counts deliveries and drops.
-    pub fn broadcast(&self, frames: &Frames) {
+    /// Offers frames to every socket in `room`; counts deliveries and drops.
+    pub fn broadcast(&self, room: &str, frames: &Frames) {
         let mut delivered = 0;
         let mut dropped = 0;
-        for entry in self.entries().values() {
-            match entry.link.offer(frames.clone()) {
+        let sockets = self.sockets();
+        for link in sockets.rooms.get(room).into_iter().flat_map(|l| l.values()) {
+            match link.offer(frames.clone()) {
                 Offer::Queued => delivered += frames.len() as u64,
                 Offer::TooSlow => dropped += 1,
                 Offer::Gone => {}
@@ -293,22 +319,29 @@ impl Connections {
 
     /// Closes every socket of one session (it logged out).
     pub fn close_session(&self, session: &SessionId, code: u16, reason: &'static str) {
-        for entry in self.entries().values().filter(|e| &e.session == session) {
-            entry.link.close(code, reason);
+        let sockets = self.sockets();
+        for (id, entry) in sockets
+            .entries
+            .iter()
+            .filter(|(_, e)| &e.session == session)
+        {
+            if let Some(link) = sockets.rooms.get(&entry.room).and_then(|l| l.get(id)) {
+                link.close(code, reason);
+            }
         }
     }
 
     /// Closes every socket, and any registered from now on (shutdown).
     pub fn close_all(&self, code: u16, reason: &'static str) {
-        let entries = self.entries();
+        let sockets = self.sockets();
         let _ = self.closed_with.set((code, reason));
-        for entry in entries.values() {
-            entry.link.close(code, reason);
+        for link in sockets.links() {
+            link.close(code, reason);
         }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries().is_empty()
+        self.sockets().entries.is_empty()
     }
 }
 

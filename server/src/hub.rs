@@ -1,5 +1,5 @@
-//! The room: names, presence, sockets and the path of a message, behind one
-//! cloneable handle.
+//! The chat: names, rooms, presence, sockets and the path of a message,
+//! behind one cloneable handle.
 //!
 //! Invariant: the presence lock is never held across an `.await`. Presence
 //! events are published while it is held (publishing only queues frames), so
@@ -25,7 +25,7 @@ use crate::{
     lock,
     metrics::Metrics,
     persister::{self, Persister, Submission},
-    presence::{Presence, Rate, Released},
+    presence::{Left, Presence, Rate},
     recent::Recent,
     session::SessionId,
     store::{SessionRecord, SessionRow, Store, StoreError},
@@ -151,6 +151,7 @@ pub struct SocketGuard {
     hub: Hub,
     conn: ConnId,
     session: SessionId,
+    room: Arc<str>,
     joined: bool,
     pub name: String,
 }
@@ -159,10 +160,13 @@ impl Drop for SocketGuard {
     fn drop(&mut self) {
         self.hub.inner.connections.remove(self.conn);
         if self.joined {
-            self.hub.detach(&self.session);
+            self.hub.detach(&self.session, &self.room);
         }
     }
 }
+
+/// How many rooms with messages the room list names besides one's own.
+const LISTED_ROOMS: usize = 100;
 
 impl Hub {
     /// Builds the hub (reading the newest messages into memory) and starts
@@ -172,7 +176,7 @@ impl Hub {
         store: Arc<dyn Store>,
         config: &Config,
     ) -> Result<(Self, JoinHandle<u64>), StoreError> {
-        let recent = Arc::new(Mutex::new(Recent::new(RECENT, store.latest(RECENT).await?)));
+        let recent = Arc::new(Mutex::new(Recent::new(RECENT, store.newest(RECENT).await?)));
         let metrics = Arc::new(Metrics::default());
         let connections = Arc::new(Connections::new(metrics.clone()));
         let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(connections.clone()));
@@ -226,22 +230,26 @@ impl Hub {
         &self.inner.metrics
     }
 
-    /// Serialises once and hands the frame to the bus.
-    fn publish(&self, frame: &ServerFrame) {
+    /// Serialises once and hands the frame to the bus for `room`.
+    fn publish(&self, room: &str, frame: &ServerFrame) {
         if let Some(out) = Outgoing::encode(frame) {
-            self.inner.bus.publish(out.alone());
+            self.inner.bus.publish(room, out.alone());
         }
     }
 
-    /// Announces a release, if the user was listed. Call with the lock held.
-    fn announce_left(&self, presence: &Presence, released: Option<Released>) {
-        if let Some(Released { name, was_online }) = released {
+    /// Announces `user_left` in each room the user left. Call with the
+    /// presence lock held.
+    fn announce_left(&self, presence: &Presence, left: Option<Left>) {
+        if let Some(Left { name, rooms, .. }) = left {
             self.inner
                 .metrics
                 .users_online
                 .store(presence.online_count() as i64, Relaxed);
-            if was_online {
-                self.publish(&ServerFrame::UserLeft { username: name });
+            if let Some(out) = Outgoing::encode(&ServerFrame::UserLeft { username: name }) {
+                let frames = out.alone();
+                for room in rooms {
+                    self.inner.bus.publish(&room, frames.clone());
+                }
             }
         }
     }
@@ -256,7 +264,7 @@ impl Hub {
         let base = base.to_string();
         let task = tokio::spawn(async move {
             let (name, epoch) = hub.presence().claim(id.clone(), &base);
-            hub.expire_later(id.clone(), epoch, hub.inner.unclaimed_name);
+            hub.expire_later(id.clone(), None, epoch, hub.inner.unclaimed_name);
             let row = SessionRow {
                 id: id.as_str().to_string(),
                 username: name.clone(),
@@ -295,12 +303,30 @@ impl Hub {
         finish(task).await
     }
 
-    pub fn online(&self) -> Vec<String> {
-        self.presence().online()
+    /// Who is in `room`, or online anywhere without one.
+    pub fn online(&self, room: Option<&str>) -> Vec<String> {
+        match room {
+            Some(room) => self.presence().online_in(room),
+            None => self.presence().online(),
+        }
     }
 
-    /// A socket of `session` opened: registers it, checks the session is
-    /// still live, and joins it to the room.
+    /// The rooms for a session's room list: the lobby, the rooms it opened
+    /// and the rooms with the newest messages, the lobby first, then by name.
+    pub async fn rooms(&self, session: &SessionId) -> Result<Vec<String>, StoreError> {
+        let mut rooms = self
+            .inner
+            .store
+            .rooms(session.as_str(), LISTED_ROOMS)
+            .await?;
+        rooms.retain(|room| room != app::room::LOBBY);
+        rooms.sort();
+        rooms.insert(0, app::room::LOBBY.to_string());
+        Ok(rooms)
+    }
+
+    /// A socket of `session` opened in `room`: registers it, checks the
+    /// session is still live, and joins it to the room.
     ///
     /// The order closes the race with a logout: the socket is registered
     /// before the session is read again, so a logout that deletes the row
@@ -309,13 +335,18 @@ impl Hub {
     pub async fn open_socket(
         &self,
         session: &SessionRow,
+        room: Arc<str>,
         link: Link,
     ) -> Result<SocketGuard, Refused> {
         let id = SessionId::from_stored(&session.id);
         let mut guard = SocketGuard {
             hub: self.clone(),
-            conn: self.inner.connections.register(id.clone(), link.clone()),
+            conn: self
+                .inner
+                .connections
+                .register(id.clone(), room.clone(), link.clone()),
             session: id.clone(),
+            room: room.clone(),
             joined: false,
             name: String::new(),
         };
@@ -341,6 +372,7 @@ impl Hub {
             let attached = presence
                 .attach(
                     &id,
+                    &room,
                     &session.username,
                     &session.base_name,
                     self.inner.max_tabs,
@@ -351,9 +383,12 @@ impl Hub {
                     .metrics
                     .users_online
                     .store(presence.online_count() as i64, Relaxed);
-                self.publish(&ServerFrame::UserJoined {
-                    username: attached.name.clone(),
-                });
+                self.publish(
+                    &room,
+                    &ServerFrame::UserJoined {
+                        username: attached.name.clone(),
+                    },
+                );
             }
             attached
         };
@@ -369,45 +404,56 @@ impl Hub {
                 .await
                 .map_err(Refused::Store)?;
         }
-        if attached.renamed {
+        if attached.renamed || attached.joined {
+            // For the room list and the name a session comes back to; a
+            // failure here costs a room in the list, not the socket.
             let store = self.inner.store.clone();
-            let name = guard.name.clone();
+            let name = attached.renamed.then(|| guard.name.clone());
             tokio::spawn(async move {
-                if let Err(error) = store.rename_session(id.as_str(), &name).await {
-                    tracing::warn!(%error, "could not store a session's new name");
+                if let Some(name) = name {
+                    if let Err(error) = store.rename_session(id.as_str(), &name).await {
+                        tracing::warn!(%error, "could not store a session's new name");
+                    }
+                }
+                if let Err(error) = store.visit(id.as_str(), &room).await {
+                    tracing::warn!(%error, "could not store a visit to a room");
                 }
             });
         }
         Ok(guard)
     }
 
-    /// What a socket's `welcome` carries: the latest page, or with `after`
-    /// what came since (read from memory when recent enough). An `after`
-    /// beyond the newest message counts as the newest.
-    pub async fn history(&self, after: Option<i64>) -> Result<History, StoreError> {
+    /// What a socket's `welcome` carries: the room's latest page, or with
+    /// `after` what came since (read from memory when recent enough). An
+    /// `after` beyond the newest message counts as the newest.
+    pub async fn history(&self, room: &str, after: Option<i64>) -> Result<History, StoreError> {
         let mut budget = Budget::new(MAX_WELCOME_BYTES);
         let (after, from_memory) = {
             let recent = lock(&self.inner.recent);
             match after {
-                None => {
-                    let messages = recent.latest(HISTORY_PAGE);
-                    let skip_through = messages.last().map_or(0, |m| m.id);
-                    return Ok(History {
-                        messages,
-                        complete: true,
-                        skip_through,
-                    });
-                }
+                None => (None, recent.latest(room, HISTORY_PAGE)),
                 Some(after) => {
                     let after = after.min(recent.newest_id());
-                    let copied = recent.after(after, MAX_RESUME + 1, |m| budget.take(m));
-                    (after, copied)
+                    let copied = recent.after(room, after, MAX_RESUME + 1, |m| budget.take(m));
+                    (Some(after), copied)
                 }
             }
         };
+        let Some(after) = after else {
+            let messages = match from_memory {
+                Some(messages) => messages,
+                None => self.inner.store.latest(room, HISTORY_PAGE).await?,
+            };
+            let skip_through = messages.last().map_or(0, |m| m.id);
+            return Ok(History {
+                messages,
+                complete: true,
+                skip_through,
+            });
+        };
         let mut messages = match from_memory {
             Some(messages) => messages,
-            None => self.read_after(after, &mut budget).await?,
+            None => self.read_after(room, after, &mut budget).await?,
         };
         let mut complete = messages.len() <= MAX_RESUME && !budget.spent;
         if messages.len() > MAX_RESUME {
@@ -426,12 +472,13 @@ impl Hub {
     /// by page, within the budget.
     async fn read_after(
         &self,
+        room: &str,
         mut after: i64,
         budget: &mut Budget,
     ) -> Result<Vec<ChatMessage>, StoreError> {
         let mut messages = Vec::new();
         while messages.len() <= MAX_RESUME {
-            let page = self.inner.store.after(after, STORE_PAGE).await?;
+            let page = self.inner.store.after(room, after, STORE_PAGE).await?;
             let full = page.len() == STORE_PAGE;
             for message in page {
                 if messages.len() > MAX_RESUME || !budget.take(&message) {
@@ -447,15 +494,18 @@ impl Hub {
         Ok(messages)
     }
 
-    /// A socket of this session closed; the last one starts the grace period.
-    fn detach(&self, id: &SessionId) {
-        let epoch = self.presence().detach(id);
+    /// A socket of this session closed; its last one in the room starts the
+    /// grace period there.
+    fn detach(&self, id: &SessionId, room: &Arc<str>) {
+        let epoch = self.presence().detach(id, room);
         if let Some(epoch) = epoch {
-            self.expire_later(id.clone(), epoch, self.inner.grace);
+            self.expire_later(id.clone(), Some(room.clone()), epoch, self.inner.grace);
         }
     }
 
-    fn expire_later(&self, id: SessionId, epoch: u64, after: Duration) {
+    /// Arms a timer: the session leaves `room` (or, without one, lets go of
+    /// a name that never connected) unless something happened since `epoch`.
+    fn expire_later(&self, id: SessionId, room: Option<Arc<str>>, epoch: u64, after: Duration) {
         // A socket dropped while the runtime itself stops has no timer to
         // arm, and no one left to tell.
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
@@ -465,8 +515,11 @@ impl Hub {
         runtime.spawn(async move {
             tokio::time::sleep(after).await;
             let mut presence = hub.presence();
-            let released = presence.expire(&id, epoch);
-            hub.announce_left(&presence, released);
+            let left = match &room {
+                Some(room) => presence.expire_seat(&id, room, epoch),
+                None => presence.expire(&id, epoch),
+            };
+            hub.announce_left(&presence, left);
         });
     }
 
@@ -580,17 +633,36 @@ mod tests {
         async fn delete_session(&self, id: &str) -> Result<bool, StoreError> {
             self.inner.delete_session(id).await
         }
+        async fn visit(&self, session: &str, room: &str) -> Result<(), StoreError> {
+            self.inner.visit(session, room).await
+        }
+        async fn rooms(&self, session: &str, limit: usize) -> Result<Vec<String>, StoreError> {
+            self.inner.rooms(session, limit).await
+        }
         async fn append(&self, batch: &[NewMessage]) -> Result<Vec<Appended>, StoreError> {
             self.inner.append(batch).await
         }
-        async fn latest(&self, limit: usize) -> Result<Vec<ChatMessage>, StoreError> {
-            self.inner.latest(limit).await
+        async fn newest(&self, limit: usize) -> Result<Vec<ChatMessage>, StoreError> {
+            self.inner.newest(limit).await
         }
-        async fn after(&self, after: i64, limit: usize) -> Result<Vec<ChatMessage>, StoreError> {
-            self.inner.after(after, limit).await
+        async fn latest(&self, room: &str, limit: usize) -> Result<Vec<ChatMessage>, StoreError> {
+            self.inner.latest(room, limit).await
         }
-        async fn before(&self, before: i64, limit: usize) -> Result<Vec<ChatMessage>, StoreError> {
-            self.inner.before(before, limit).await
+        async fn after(
+            &self,
+            room: &str,
+            after: i64,
+            limit: usize,
+        ) -> Result<Vec<ChatMessage>, StoreError> {
+            self.inner.after(room, after, limit).await
+        }
+        async fn before(
+            &self,
+            room: &str,
+            before: i64,
+            limit: usize,
+        ) -> Result<Vec<ChatMessage>, StoreError> {
+            self.inner.before(room, before, limit).await
         }
         async fn ping(&self) -> Result<(), StoreError> {
             self.inner.ping().await
@@ -628,7 +700,11 @@ mod tests {
         let (link, _queue, _closer) = Link::new(8);
         let task = tokio::spawn({
             let hub = hub.clone();
-            async move { hub.open_socket(&row, link).await.map(|_| ()) }
+            async move {
+                hub.open_socket(&row, "lobby".into(), link)
+                    .await
+                    .map(|_| ())
+            }
         });
         store.paused.notified().await;
         Opening {
@@ -646,12 +722,14 @@ mod tests {
     #[tokio::test]
     async fn a_logout_racing_a_socket_leaves_no_live_socket() {
         for read_first in [false, true] {
+            // The directory is bound: dropped, it would take the database
+            // file with it while the hub still opens connections to it.
             let Opening {
+                _dir,
                 store,
                 hub,
                 id,
                 task,
-                ..
             } = paused_opening(read_first).await;
             assert!(hub.logout(&id).await.expect("a logout"));
             store.resume.notify_one();
@@ -661,7 +739,7 @@ mod tests {
                 matches!(refused, Err(Refused::SignedOut) | Err(Refused::Closing)),
                 "read_first={read_first}: {refused:?}"
             );
-            assert!(hub.online().is_empty());
+            assert!(hub.online(None).is_empty());
             assert!(hub.connections().is_empty());
             let (_, other) = session::mint();
             assert_eq!(hub.login(other, "ann").await.expect("a login"), "ann");
@@ -672,7 +750,9 @@ mod tests {
     /// registered.
     #[tokio::test]
     async fn a_socket_dropped_while_joining_is_unregistered() {
-        let Opening { hub, task, .. } = paused_opening(false).await;
+        let Opening {
+            _dir, hub, task, ..
+        } = paused_opening(false).await;
         assert!(!hub.connections().is_empty());
         task.abort();
         assert!(task.await.is_err_and(|e| e.is_cancelled()));

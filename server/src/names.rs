@@ -1,7 +1,23 @@
-//! What a name may be. Allocation (John, John1, ...) lives in `presence`,
-//! which knows which names are held.
+//! What a user's or a room's name may be. Allocation (John, John1, ...)
+//! lives in `presence`, which knows which names are held.
 
-use app::protocol::MAX_NAME_CHARS;
+use app::{
+    protocol::MAX_NAME_CHARS,
+    room::{self, RoomName},
+};
+
+use crate::error::AppError;
+
+/// A room named in a query, in its one spelling, or a clear 400.
+pub fn room(raw: &str) -> Result<String, AppError> {
+    match room::check(raw) {
+        RoomName::Valid(name) => Ok(name),
+        _ => Err(AppError::BadRequest(format!(
+            "a room name is 1 to {} of a-z, 0-9, - and _",
+            room::MAX_ROOM_CHARS
+        ))),
+    }
+}
 
 /// Why a name was refused; the text is shown to the user as is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

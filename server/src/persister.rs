@@ -132,10 +132,11 @@ impl Persister {
                 }
             }
         }
-        // The whole batch goes out as one broadcast (each socket gets one
-        // queue entry and one flush for it), then the acks. Encoded before
-        // the recent window is locked: sockets opening meanwhile read it.
-        let mut frames = Vec::with_capacity(appended.len());
+        // Each room's share of the batch goes out as one broadcast (each
+        // socket gets one queue entry and one flush for it), then the acks.
+        // Encoded before the recent window is locked: sockets opening
+        // meanwhile read it.
+        let mut rooms: Vec<(String, Vec<Outgoing>)> = Vec::new();
         let mut acks = Vec::with_capacity(appended.len());
         let mut stored = Vec::with_capacity(appended.len());
         for (appended, reply) in appended.into_iter().zip(replies) {
@@ -145,18 +146,22 @@ impl Persister {
             }
             if appended.fresh {
                 self.metrics.messages_total.fetch_add(1, Relaxed);
-                frames.extend(Outgoing::encode(&ServerFrame::Message(
-                    appended.message.clone(),
-                )));
-                stored.push(appended.message);
+                let message = appended.message;
+                if let Some(frame) = Outgoing::encode(&ServerFrame::Message(message.clone())) {
+                    match rooms.iter_mut().find(|(room, _)| *room == message.room) {
+                        Some((_, frames)) => frames.push(frame),
+                        None => rooms.push((message.room.clone(), vec![frame])),
+                    }
+                }
+                stored.push(message);
             }
         }
         // Into the window before anyone can see them: a socket that reads
         // the window after this has them in its welcome, one registered
         // before gets the broadcast.
         lock(&self.recent).extend(stored);
-        if !frames.is_empty() {
-            self.bus.publish(frames.into());
+        for (room, frames) in rooms {
+            self.bus.publish(&room, frames.into());
         }
         for (link, ack) in acks {
             if let Some(ack) = Outgoing::encode(&ack) {

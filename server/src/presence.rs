@@ -4,10 +4,12 @@
 //! mutex, never across an `.await`, and runs the timers that call
 //! [`Presence::expire`].
 //!
-//! A login holds its name at once. The user is online (listed, announced with
-//! `user_joined`) from their first socket until their last one has been closed
-//! for the grace period. A session whose name was freed gets it back on its
-//! next socket if it is still free, else the next free suffix of what it typed.
+//! A login holds its name at once. A user is in a room (listed there,
+//! announced there with `user_joined`) from their first socket in it until
+//! their last one in it has been closed for the grace period, and online
+//! while in any room; the name is freed when they are in none. A session
+//! whose name was freed gets it back on its next socket if it is still free,
+//! else the next free suffix of what it typed.
 
 use std::{
     collections::{BTreeSet, HashMap, VecDeque},
@@ -19,14 +21,26 @@ use crate::{names::fold, session::SessionId};
 #[derive(Debug)]
 struct Holder {
     name: String,
+    /// Open sockets, in every room.
     sockets: usize,
-    online: bool,
-    /// Changes whenever the holder does; a timer armed at an older epoch is stale.
+    /// The rooms the user is listed in. Empty: not online.
+    seats: HashMap<String, Seat>,
+    /// Changes whenever the holder gains a socket; a "never connected"
+    /// timer armed at an older epoch is stale.
     epoch: u64,
     bucket: TokenBucket,
     /// The user's newest stored `client_id`s: a resend of one of these (a
     /// lost ack) is answered from the store and costs no rate budget.
     stored: VecDeque<String>,
+}
+
+/// A user's place in one room.
+#[derive(Debug)]
+struct Seat {
+    sockets: usize,
+    /// Changes whenever a socket joins or the last one leaves; a grace timer
+    /// armed at an older epoch is stale.
+    epoch: u64,
 }
 
 /// How many of a user's newest `client_id`s are remembered: more than a
@@ -75,18 +89,20 @@ pub struct TooManyTabs;
 #[derive(Debug, PartialEq, Eq)]
 pub struct Attached {
     pub name: String,
-    /// The user just came online: announce `user_joined`.
+    /// The user just came into the room: announce `user_joined` there.
     pub joined: bool,
     /// The name differs from the one the session had stored.
     pub renamed: bool,
 }
 
-/// A name was let go.
+/// A user left rooms, and maybe let go of the name.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Released {
+pub struct Left {
     pub name: String,
-    /// The user was listed: announce `user_left`.
-    pub was_online: bool,
+    /// The rooms they were listed in: announce `user_left` in each.
+    pub rooms: Vec<String>,
+    /// The name is free again.
+    pub released: bool,
 }
 
 #[derive(Debug)]
@@ -95,9 +111,11 @@ pub struct Presence {
     holders: HashMap<String, Holder>,
     /// Session to folded name.
     by_session: HashMap<SessionId, String>,
-    /// The names listed as online, kept sorted as they come and go: a
-    /// `welcome` copies it instead of sorting every holder under the lock.
+    /// The names online in any room, kept sorted as they come and go.
     online: BTreeSet<String>,
+    /// Per room, the names listed there, kept sorted: a `welcome` copies
+    /// its room's instead of sorting under the lock.
+    rooms: HashMap<String, BTreeSet<String>>,
     /// Per folded base name, a suffix below which every `baseN` is held: the
     /// search for a free name starts there, so a thousand logins as "a" do
     /// not each walk past a thousand held names.
@@ -112,6 +130,7 @@ impl Presence {
             holders: HashMap::new(),
             by_session: HashMap::new(),
             online: BTreeSet::new(),
+            rooms: HashMap::new(),
             suffix_from: HashMap::new(),
             epoch: 0,
             rate,
@@ -163,7 +182,7 @@ impl Presence {
             Holder {
                 name,
                 sockets: 0,
-                online: false,
+                seats: HashMap::new(),
                 epoch,
                 bucket: TokenBucket::full(self.rate),
                 stored: VecDeque::new(),
@@ -180,11 +199,12 @@ impl Presence {
         (name, epoch)
     }
 
-    /// A socket of `session` opened. `stored` is the name the session had,
-    /// `base` what the user typed at login.
+    /// A socket of `session` opened in `room`. `stored` is the name the
+    /// session had, `base` what the user typed at login.
     pub fn attach(
         &mut self,
         session: &SessionId,
+        room: &str,
         stored: &str,
         base: &str,
         max_tabs: usize,
@@ -210,10 +230,21 @@ impl Presence {
         }
         holder.sockets += 1;
         holder.epoch = epoch;
-        let joined = !holder.online;
-        holder.online = true;
-        if joined {
+        if holder.seats.is_empty() {
             self.online.insert(holder.name.clone());
+        }
+        let seat = holder
+            .seats
+            .entry(room.to_string())
+            .or_insert(Seat { sockets: 0, epoch });
+        let joined = seat.sockets == 0 && seat.epoch == epoch;
+        seat.sockets += 1;
+        seat.epoch = epoch;
+        if joined {
+            self.rooms
+                .entry(room.to_string())
+                .or_default()
+                .insert(holder.name.clone());
         }
         Ok(Attached {
             name: holder.name.clone(),
@@ -222,49 +253,102 @@ impl Presence {
         })
     }
 
-    /// A socket of `session` closed. Returns the epoch to arm the grace timer
-    /// with when it was the session's last socket.
-    pub fn detach(&mut self, session: &SessionId) -> Option<u64> {
+    /// A socket of `session` in `room` closed. Returns the epoch to arm the
+    /// grace timer with when it was the session's last socket in the room.
+    pub fn detach(&mut self, session: &SessionId, room: &str) -> Option<u64> {
         let epoch = self.next_epoch();
         let holder = self
             .by_session
             .get(session)
             .and_then(|key| self.holders.get_mut(key))?;
         holder.sockets = holder.sockets.saturating_sub(1);
-        if holder.sockets > 0 {
+        let seat = holder.seats.get_mut(room)?;
+        seat.sockets = seat.sockets.saturating_sub(1);
+        if seat.sockets > 0 {
             return None;
         }
-        holder.epoch = epoch;
+        seat.epoch = epoch;
         Some(epoch)
     }
 
-    /// A timer armed at `epoch` fired: frees the name if nothing happened since.
-    pub fn expire(&mut self, session: &SessionId, epoch: u64) -> Option<Released> {
+    /// A grace timer armed at `epoch` for `room` fired: the user leaves the
+    /// room if nothing happened there since, and lets go of the name if that
+    /// was their last room and no socket is open.
+    pub fn expire_seat(&mut self, session: &SessionId, room: &str, epoch: u64) -> Option<Left> {
+        let key = self.by_session.get(session)?;
+        let holder = self.holders.get_mut(key)?;
+        let seat = holder.seats.get(room)?;
+        if seat.epoch != epoch || seat.sockets > 0 {
+            return None;
+        }
+        holder.seats.remove(room);
+        let name = holder.name.clone();
+        let last = holder.seats.is_empty();
+        let free = last && holder.sockets == 0;
+        self.unlist(&name, room);
+        if last {
+            self.online.remove(&name);
+        }
+        if free {
+            let mut left = self.release(session)?;
+            left.rooms.push(room.to_string());
+            return Some(left);
+        }
+        Some(Left {
+            name,
+            rooms: vec![room.to_string()],
+            released: false,
+        })
+    }
+
+    /// A "never connected" timer armed at `epoch` fired: frees the name if
+    /// no socket has opened since.
+    pub fn expire(&mut self, session: &SessionId, epoch: u64) -> Option<Left> {
         let key = self.by_session.get(session)?;
         let holder = self.holders.get(key)?;
-        if holder.epoch != epoch || holder.sockets > 0 {
+        if holder.epoch != epoch || holder.sockets > 0 || !holder.seats.is_empty() {
             return None;
         }
         self.release(session)
     }
 
-    /// Lets go of the session's name now (logout).
-    pub fn release(&mut self, session: &SessionId) -> Option<Released> {
+    fn unlist(&mut self, name: &str, room: &str) {
+        if let Some(names) = self.rooms.get_mut(room) {
+            names.remove(name);
+            if names.is_empty() {
+                self.rooms.remove(room);
+            }
+        }
+    }
+
+    /// Lets go of the session's name now (logout), leaving every room.
+    pub fn release(&mut self, session: &SessionId) -> Option<Left> {
         let key = self.by_session.remove(session)?;
         let holder = self.holders.remove(&key)?;
         self.freed(&key);
-        if holder.online {
-            self.online.remove(&holder.name);
+        self.online.remove(&holder.name);
+        let rooms: Vec<String> = holder.seats.into_keys().collect();
+        for room in &rooms {
+            self.unlist(&holder.name, room);
         }
-        Some(Released {
+        Some(Left {
             name: holder.name,
-            was_online: holder.online,
+            rooms,
+            released: true,
         })
     }
 
-    /// Who is online: sorted, one entry per user.
+    /// Who is online in any room: sorted, one entry per user.
     pub fn online(&self) -> Vec<String> {
         self.online.iter().cloned().collect()
+    }
+
+    /// Who is in `room`: sorted, one entry per user.
+    pub fn online_in(&self, room: &str) -> Vec<String> {
+        self.rooms
+            .get(room)
+            .map(|names| names.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     pub fn online_count(&self) -> usize {
@@ -378,28 +462,96 @@ mod tests {
         assert!(!p.allow_frame(&sid("a"), Some("sent"), now));
     }
 
+    fn left(name: &str, rooms: &[&str], released: bool) -> Option<Left> {
+        Some(Left {
+            name: name.into(),
+            rooms: rooms.iter().map(|r| r.to_string()).collect(),
+            released,
+        })
+    }
+
     #[test]
     fn tabs_are_one_user_and_leave_after_the_last() {
         let mut p = Presence::new(RATE);
         p.claim(sid("a"), "Ann");
-        let first = p.attach(&sid("a"), "Ann", "Ann", 10).unwrap();
+        let first = p.attach(&sid("a"), "lobby", "Ann", "Ann", 10).unwrap();
         assert!(first.joined);
-        assert!(!p.attach(&sid("a"), "Ann", "Ann", 10).unwrap().joined);
+        assert!(
+            !p.attach(&sid("a"), "lobby", "Ann", "Ann", 10)
+                .unwrap()
+                .joined
+        );
         assert_eq!(p.online(), ["Ann"]);
-        assert_eq!(p.detach(&sid("a")), None);
-        let epoch = p.detach(&sid("a")).unwrap();
-        // A reload inside the grace period: the old timer is stale.
-        p.attach(&sid("a"), "Ann", "Ann", 10).unwrap();
-        assert_eq!(p.expire(&sid("a"), epoch), None);
-        let epoch = p.detach(&sid("a")).unwrap();
+        assert_eq!(p.online_in("lobby"), ["Ann"]);
+        assert_eq!(p.detach(&sid("a"), "lobby"), None);
+        let epoch = p.detach(&sid("a"), "lobby").unwrap();
+        // A reload inside the grace period: the old timer is stale, and
+        // the user never left.
+        assert!(
+            !p.attach(&sid("a"), "lobby", "Ann", "Ann", 10)
+                .unwrap()
+                .joined
+        );
+        assert_eq!(p.expire_seat(&sid("a"), "lobby", epoch), None);
+        let epoch = p.detach(&sid("a"), "lobby").unwrap();
         assert_eq!(
-            p.expire(&sid("a"), epoch),
-            Some(Released {
-                name: "Ann".into(),
-                was_online: true
-            })
+            p.expire_seat(&sid("a"), "lobby", epoch),
+            left("Ann", &["lobby"], true)
         );
         assert!(p.online().is_empty());
+        assert!(p.online_in("lobby").is_empty());
+    }
+
+    #[test]
+    fn rooms_list_their_own_people_and_the_name_goes_with_the_last() {
+        let mut p = Presence::new(RATE);
+        p.claim(sid("a"), "Ann");
+        p.claim(sid("b"), "Bob");
+        assert!(
+            p.attach(&sid("a"), "rust", "Ann", "Ann", 10)
+                .unwrap()
+                .joined
+        );
+        assert!(
+            p.attach(&sid("b"), "lobby", "Bob", "Bob", 10)
+                .unwrap()
+                .joined
+        );
+        assert_eq!(p.online_in("rust"), ["Ann"]);
+        assert_eq!(p.online_in("lobby"), ["Bob"]);
+        assert_eq!(p.online(), ["Ann", "Bob"]);
+        // Ann moves from rust to the lobby: she joins it at once and leaves
+        // rust once its grace is over, keeping her name.
+        assert!(
+            p.attach(&sid("a"), "lobby", "Ann", "Ann", 10)
+                .unwrap()
+                .joined
+        );
+        let epoch = p.detach(&sid("a"), "rust").unwrap();
+        assert_eq!(p.online_in("rust"), ["Ann"]);
+        assert_eq!(
+            p.expire_seat(&sid("a"), "rust", epoch),
+            left("Ann", &["rust"], false)
+        );
+        assert!(p.online_in("rust").is_empty());
+        assert_eq!(p.online_in("lobby"), ["Ann", "Bob"]);
+        // A logout leaves every room at once.
+        assert!(p.attach(&sid("a"), "go", "Ann", "Ann", 10).unwrap().joined);
+        let mut gone = p.release(&sid("a")).unwrap();
+        gone.rooms.sort();
+        assert_eq!(Some(gone), left("Ann", &["go", "lobby"], true));
+        assert_eq!(p.online(), ["Bob"]);
+        assert!(p.online_in("go").is_empty());
+    }
+
+    #[test]
+    fn a_name_never_connected_is_freed_by_its_timer_only() {
+        let mut p = Presence::new(RATE);
+        let (_, epoch) = p.claim(sid("a"), "Ann");
+        assert_eq!(p.expire(&sid("a"), epoch), left("Ann", &[], true));
+        let (_, epoch) = p.claim(sid("b"), "Bob");
+        p.attach(&sid("b"), "lobby", "Bob", "Bob", 10).unwrap();
+        assert_eq!(p.expire(&sid("b"), epoch), None);
     }
 
     #[test]
@@ -407,19 +559,22 @@ mod tests {
         let mut p = Presence::new(RATE);
         p.claim(sid("a"), "Ann");
         for _ in 0..10 {
-            p.attach(&sid("a"), "Ann", "Ann", 10).unwrap();
+            p.attach(&sid("a"), "lobby", "Ann", "Ann", 10).unwrap();
         }
-        assert_eq!(p.attach(&sid("a"), "Ann", "Ann", 10), Err(TooManyTabs));
+        assert_eq!(
+            p.attach(&sid("a"), "rust", "Ann", "Ann", 10),
+            Err(TooManyTabs)
+        );
     }
 
     #[test]
     fn a_returning_session_gets_its_name_back_or_a_new_suffix() {
         let mut p = Presence::new(RATE);
-        let back = p.attach(&sid("a"), "Ann", "Ann", 10).unwrap();
+        let back = p.attach(&sid("a"), "lobby", "Ann", "Ann", 10).unwrap();
         assert_eq!((back.name.as_str(), back.renamed), ("Ann", false));
         p.release(&sid("a"));
         p.claim(sid("b"), "Ann");
-        let back = p.attach(&sid("a"), "Ann", "Ann", 10).unwrap();
+        let back = p.attach(&sid("a"), "lobby", "Ann", "Ann", 10).unwrap();
         assert_eq!((back.name.as_str(), back.renamed), ("Ann1", true));
     }
 

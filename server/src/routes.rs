@@ -1,7 +1,11 @@
 //! The HTTP surface: pages, the JSON API, health and metrics.
 
-use app::protocol::{
-    LoginRequest, LoginResponse, MessagePage, OnlineUsers, HISTORY_PAGE, MAX_HISTORY_PAGE,
+use app::{
+    protocol::{
+        LoginRequest, LoginResponse, MessagePage, OnlineUsers, RoomList, RoomSummary, HISTORY_PAGE,
+        MAX_HISTORY_PAGE,
+    },
+    room::{self, RoomName},
 };
 use axum::{
     body::Bytes,
@@ -33,10 +37,13 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(page))
         .route("/chat/", get(page))
         .route("/chat", get(|| async { Redirect::permanent("/chat/") }))
+        .route("/chat/{room}/", get(page))
+        .route("/chat/{room}", get(page))
         .route("/api/login", post(login))
         .route("/api/logout", post(logout))
         .route("/get_online_users/", get(online_users))
         .route("/api/messages", get(messages))
+        .route("/api/rooms", get(rooms))
         .route("/healthz", get(healthz))
         .route("/ws/chat/", get(ws::upgrade));
     let router = match state.config.metrics_bind {
@@ -87,12 +94,27 @@ pub fn metrics_router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// `/` and `/chat/`: the Leptos pages, after sending people where they belong.
+/// `/`, `/chat/` and `/chat/<room>/`: the Leptos pages, after sending people
+/// where they belong. A room name in capitals goes to its lowercase page;
+/// one outside the rule renders the not-found page.
 async fn page(State(state): State<AppState>, request: Request) -> Result<Response, AppError> {
+    let path = request.uri().path();
+    // Some(()) on a room's page, in its one spelling.
+    let room = match path.strip_prefix("/chat/") {
+        Some("") => Some(()),
+        Some(raw) => match room::check(raw.strip_suffix('/').unwrap_or(raw)) {
+            RoomName::Valid(name) | RoomName::Lowercase(name) if room::path(&name) != path => {
+                return Ok(Redirect::permanent(&room::path(&name)).into_response());
+            }
+            RoomName::Invalid => None,
+            _ => Some(()),
+        },
+        None => None,
+    };
     let signed_in = auth::current(&state, request.headers()).await?.is_some();
-    match (request.uri().path(), signed_in) {
-        ("/", true) => return Ok(Redirect::to("/chat/").into_response()),
-        ("/chat/", false) => return Ok(Redirect::to("/").into_response()),
+    match (path, room, signed_in) {
+        ("/", _, true) => return Ok(Redirect::to("/chat/").into_response()),
+        (_, Some(()), false) => return Ok(Redirect::to("/").into_response()),
         _ => {}
     }
     let options = state.leptos.clone();
@@ -237,13 +259,36 @@ async fn logout(
     })
 }
 
-async fn online_users(State(state): State<AppState>, _: Authenticated) -> Json<OnlineUsers> {
-    Json(OnlineUsers {
-        online_users: state.hub.online(),
-    })
+/// Everyone online, or with `?room=NAME` that room's people.
+async fn online_users(
+    State(state): State<AppState>,
+    _: Authenticated,
+    RawQuery(query): RawQuery,
+) -> Result<Json<OnlineUsers>, AppError> {
+    let mut room = None;
+    for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        if key == "room" {
+            room = Some(names::room(&value)?);
+        }
+    }
+    Ok(Json(OnlineUsers {
+        online_users: state.hub.online(room.as_deref()),
+    }))
 }
 
-/// `?before=ID&limit=N`: older history, newest last.
+/// The session's room list.
+async fn rooms(
+    State(state): State<AppState>,
+    Authenticated(session): Authenticated,
+) -> Result<Json<RoomList>, AppError> {
+    let id = session::SessionId::from_stored(&session.id);
+    let rooms = state.hub.rooms(&id).await?;
+    Ok(Json(RoomList {
+        rooms: rooms.into_iter().map(|name| RoomSummary { name }).collect(),
+    }))
+}
+
+/// `?room=NAME&before=ID&limit=N`: a room's older history, newest last.
 async fn messages(
     State(state): State<AppState>,
     _: Authenticated,
@@ -251,8 +296,10 @@ async fn messages(
 ) -> Result<Json<MessagePage>, AppError> {
     let mut before = None;
     let mut limit = HISTORY_PAGE;
+    let mut room = room::LOBBY.to_string();
     for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
         match &*key {
+            "room" => room = names::room(&value)?,
             "before" => {
                 before = Some(
                     value
@@ -271,8 +318,8 @@ async fn messages(
     }
     let store = state.hub.store();
     let messages = match before {
-        Some(before) => store.before(before, limit).await?,
-        None => store.latest(limit).await?,
+        Some(before) => store.before(&room, before, limit).await?,
+        None => store.latest(&room, limit).await?,
     };
     Ok(Json(MessagePage { messages }))
 }

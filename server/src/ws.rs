@@ -82,7 +82,7 @@ pub async fn upgrade(
     let session = auth::current(&state, &headers)
         .await?
         .ok_or(AppError::Unauthorized)?;
-    let after = parse_after(query.as_deref())?;
+    let Place { room, after } = parse_query(query.as_deref())?;
     // This address's share first, so one address over its cap is told so
     // (429) rather than taking a server-wide slot from anyone else.
     let address_slot = state.limits.socket(client)?;
@@ -97,22 +97,43 @@ pub async fn upgrade(
         .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(WRITE_BUFFER_BYTES)
         .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES)
-        .on_upgrade(move |socket| serve(socket, state, session, after, (permit, address_slot)))
+        .on_upgrade(move |socket| {
+            serve(
+                socket,
+                state,
+                session,
+                Place { room, after },
+                (permit, address_slot),
+            )
+        })
         .into_response())
 }
 
-/// `?after=ID`: resume after the last message the client has.
-fn parse_after(query: Option<&str>) -> Result<Option<i64>, AppError> {
-    let Some(query) = query else { return Ok(None) };
-    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
-        if key == "after" {
-            return value
-                .parse::<i64>()
-                .map(Some)
-                .map_err(|_| AppError::BadRequest("after must be a message id".into()));
+/// Where a socket goes: its room, and the last message the client has.
+struct Place {
+    room: Arc<str>,
+    after: Option<i64>,
+}
+
+/// `?room=NAME` (the lobby without it) and `?after=ID` (resume after it).
+fn parse_query(query: Option<&str>) -> Result<Place, AppError> {
+    let mut place = Place {
+        room: app::room::LOBBY.into(),
+        after: None,
+    };
+    for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        match &*key {
+            "after" => {
+                let after = value
+                    .parse::<i64>()
+                    .map_err(|_| AppError::BadRequest("after must be a message id".into()))?;
+                place.after = Some(after);
+            }
+            "room" => place.room = crate::names::room(&value)?.into(),
+            _ => {}
         }
     }
-    Ok(None)
+    Ok(place)
 }
 
 /// When the client was last heard from (any frame, pongs included), as
@@ -146,7 +167,7 @@ async fn serve(
     socket: WebSocket,
     state: AppState,
     session: SessionRow,
-    after: Option<i64>,
+    Place { room, after }: Place,
     permit: impl Send + 'static,
 ) {
     // Only what the socket needs is kept for its life, not the whole state
@@ -159,7 +180,7 @@ async fn serve(
     // unregisters the socket however this task ends.
     // Joining and reading history run once, boxed: their state would
     // otherwise stay in this task's future, in every socket, for its life.
-    let guard = match Box::pin(hub.open_socket(&session, link.clone())).await {
+    let guard = match Box::pin(hub.open_socket(&session, room.clone(), link.clone())).await {
         Ok(guard) => guard,
         Err(refused) => {
             if let crate::hub::Refused::Store(error) = &refused {
@@ -171,11 +192,12 @@ async fn serve(
         }
     };
     tracing::debug!(user = %guard.name, "socket open");
-    let welcome = match Box::pin(hub.history(after)).await {
+    let welcome = match Box::pin(hub.history(&room, after)).await {
         Ok(history) => {
             let frame = ServerFrame::Welcome {
+                room: room.to_string(),
                 username: guard.name.clone(),
-                online_users: hub.online(),
+                online_users: hub.online(Some(&room)),
                 history: history.messages,
                 complete: history.complete,
             };
@@ -214,6 +236,7 @@ async fn serve(
         hub: &hub,
         link: &link,
         author: &SessionId::from_stored(&session.id),
+        room: &room,
         username: &guard.name,
         rate_per_sec: config.rate_per_sec,
     };
@@ -360,6 +383,7 @@ struct Reader<'a> {
     hub: &'a Hub,
     link: &'a Link,
     author: &'a SessionId,
+    room: &'a str,
     username: &'a str,
     rate_per_sec: f64,
 }
@@ -442,6 +466,7 @@ impl Reader<'_> {
                 let submission = Submission {
                     message: NewMessage {
                         author: self.author.as_str().to_string(),
+                        room: self.room.to_string(),
                         username: self.username.to_string(),
                         body: incoming.message,
                         sent_at: String::new(),

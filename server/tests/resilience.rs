@@ -45,12 +45,13 @@ impl Dice {
 struct Plan {
     addr: SocketAddr,
     session: Session,
+    room: &'static str,
     /// Messages this client sends (`None`: it only reads).
     sends: Option<Sends>,
     /// Cut the connection after a frame with a chance of one in this many.
     cut_one_in: Option<u64>,
     seed: u64,
-    /// Messages the room will hold in the end.
+    /// Messages its room will hold in the end.
     total: usize,
     /// Everyone is connected before anyone sends.
     start: Arc<Barrier>,
@@ -93,14 +94,14 @@ fn message_frame(text: &str, client_id: &str) -> String {
     serde_json::json!({ "type": "message", "message": text, "client_id": client_id }).to_string()
 }
 
-/// Connects with `?after=`, retrying while the server is down.
-async fn reconnect(addr: SocketAddr, session: &Session, after: i64) -> Client {
+/// Connects to `room` with `?after=`, retrying while the server is down.
+async fn reconnect(addr: SocketAddr, session: &Session, room: &str, after: i64) -> Client {
     let origin = format!("http://{addr}");
     let deadline = Instant::now() + SCENARIO_TIMEOUT;
     loop {
         match open_socket(
             addr,
-            &format!("?after={after}"),
+            &format!("?room={room}&after={after}"),
             Some(&session.cookie),
             Some(&origin),
         )
@@ -126,10 +127,11 @@ async fn run_client(plan: Plan) -> Tally {
     let mut started = false;
     loop {
         let after = tally.ids.last().copied().unwrap_or(0);
-        let mut client = reconnect(plan.addr, &plan.session, after).await;
+        let mut client = reconnect(plan.addr, &plan.session, plan.room, after).await;
         match client.receive().await {
             Received::Frame(ServerFrame::Welcome { history, .. }) => {
                 for message in history {
+                    assert_eq!(message.room, plan.room, "another room's message");
                     tally.record(message.id);
                 }
             }
@@ -168,7 +170,10 @@ async fn run_client(plan: Plan) -> Tally {
                 return tally;
             }
             match client.receive().await {
-                Received::Frame(ServerFrame::Message(message)) => tally.record(message.id),
+                Received::Frame(ServerFrame::Message(message)) => {
+                    assert_eq!(message.room, plan.room, "another room's message");
+                    tally.record(message.id)
+                }
                 Received::Frame(ServerFrame::Ack { client_id, id }) => {
                     if let Some(at) = pending.iter().position(|(c, _)| *c == client_id) {
                         pending.remove(at);
@@ -196,18 +201,19 @@ async fn run_client(plan: Plan) -> Tally {
     }
 }
 
-/// Every message in the store, oldest first, paging back with `before`.
+/// Every message of a room in the store, oldest first, paging back with `before`.
 async fn stored(
     http: &reqwest::Client,
     addr: SocketAddr,
     session: &Session,
+    room: &str,
 ) -> Vec<app::protocol::ChatMessage> {
     let mut all = Vec::new();
     let mut before: Option<i64> = None;
     loop {
         let query = match before {
-            Some(id) => format!("before={id}&limit=100"),
-            None => "limit=100".to_string(),
+            Some(id) => format!("room={room}&before={id}&limit=100"),
+            None => format!("room={room}&limit=100"),
         };
         let mut page = history_at(http, addr, &session.cookie, &query).await;
         let Some(first) = page.first() else {
@@ -220,12 +226,18 @@ async fn stored(
     all
 }
 
+/// Two rooms at once, every connection cut at random and resumed: each
+/// client ends with exactly its room's stored messages, in order, once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cut_connections_lose_nothing_and_repeat_nothing() {
     const CLIENTS: usize = 20;
     const SENDERS: usize = 4;
     const PER_SENDER: usize = 500;
     const TOTAL: usize = SENDERS * PER_SENDER;
+    const ROOMS: [&str; 2] = ["lobby", "rust"];
+    // Clients (senders too) alternate between the rooms.
+    let room_of = |n: usize| ROOMS[n % ROOMS.len()];
+    let per_room = TOTAL / ROOMS.len();
 
     let server = TestServer::start_with(|config| {
         config.rate_per_sec = 1_000_000.0;
@@ -240,6 +252,7 @@ async fn cut_connections_lose_nothing_and_repeat_nothing() {
         let plan = Plan {
             addr: server.addr(),
             session,
+            room: room_of(n),
             sends: (n < SENDERS).then_some(Sends {
                 sender: n,
                 count: PER_SENDER,
@@ -247,7 +260,7 @@ async fn cut_connections_lose_nothing_and_repeat_nothing() {
             }),
             cut_one_in: Some(150),
             seed: 0x9E37_79B9_7F4A_7C15 ^ n as u64,
-            total: TOTAL,
+            total: per_room,
             start: start.clone(),
             acked: acked.clone(),
         };
@@ -262,19 +275,32 @@ async fn cut_connections_lose_nothing_and_repeat_nothing() {
         .collect();
 
     let reader = server.login("auditor").await;
-    let store = stored(server.http(), server.addr(), &reader).await;
-    let store_ids: Vec<i64> = store.iter().map(|m| m.id).collect();
-    let mut texts: Vec<&str> = store.iter().map(|m| m.message.as_str()).collect();
+    let mut store_ids = HashMap::new();
+    let mut all_ids = Vec::new();
+    let mut texts = Vec::new();
+    for room in ROOMS {
+        let store = stored(server.http(), server.addr(), &reader, room).await;
+        assert_eq!(
+            store.len(),
+            per_room,
+            "{room} holds each of its messages once"
+        );
+        let ids: Vec<i64> = store.iter().map(|m| m.id).collect();
+        all_ids.extend(&ids);
+        texts.extend(store.into_iter().map(|m| m.message));
+        store_ids.insert(room, ids);
+    }
     texts.sort_unstable();
     texts.dedup();
-    assert_eq!(store.len(), TOTAL, "the store holds each message once");
     assert_eq!(texts.len(), TOTAL, "no text is stored twice");
+    all_ids.sort_unstable();
 
     let mut delivered = 0;
     for (n, tally) in tallies.iter().enumerate() {
         assert_eq!(
-            tally.ids, store_ids,
-            "client {n} has exactly the stored messages, in order"
+            tally.ids,
+            store_ids[room_of(n)],
+            "client {n} has exactly its room's stored messages, in order"
         );
         delivered += tally.ids.len();
     }
@@ -284,7 +310,7 @@ async fn cut_connections_lose_nothing_and_repeat_nothing() {
         .collect();
     assert_eq!(acks.len(), TOTAL, "every message was acknowledged");
     assert!(
-        acks.values().all(|id| store_ids.binary_search(id).is_ok()),
+        acks.values().all(|id| all_ids.binary_search(id).is_ok()),
         "every ack names a stored message"
     );
 
@@ -295,9 +321,10 @@ async fn cut_connections_lose_nothing_and_repeat_nothing() {
         "the connections were really cut ({cuts} cuts)"
     );
     eprintln!(
-        "fault test: {CLIENTS} clients, {TOTAL} messages sent, {delivered} delivered \
-         (expected {}), 0 lost, 0 duplicated, {cuts} connections cut, {reconnects} resumes",
-        CLIENTS * TOTAL
+        "fault test: {CLIENTS} clients in 2 rooms, {TOTAL} messages sent, {delivered} \
+         delivered (expected {}), 0 lost, 0 duplicated, {cuts} connections cut, \
+         {reconnects} resumes",
+        CLIENTS * per_room
     );
 }
 
@@ -359,6 +386,7 @@ async fn a_restart_mid_stream_loses_no_acknowledged_message() {
         tasks.push(tokio::spawn(run_client(Plan {
             addr,
             session,
+            room: "rust",
             sends: (n == 0).then_some(Sends {
                 sender: 0,
                 count: TOTAL,
@@ -395,7 +423,7 @@ async fn a_restart_mid_stream_loses_no_acknowledged_message() {
         .collect();
 
     let auditor = login_at(&http, addr, "auditor").await;
-    let store = stored(&http, addr, &auditor).await;
+    let store = stored(&http, addr, &auditor, "rust").await;
     let store_ids: Vec<i64> = store.iter().map(|m| m.id).collect();
     assert_eq!(store.len(), TOTAL, "each message stored once");
     let acks = &tallies[0].acks;

@@ -1,3 +1,5 @@
 pub mod composer;
 pub mod message_list;
 pub mod online_users;
+pub mod open_room;
+pub mod room_list;

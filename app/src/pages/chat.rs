@@ -1,23 +1,64 @@
+use leptos::either::EitherOf3;
 use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::{
+    components::Redirect,
+    hooks::{use_params_map, use_query_map},
+};
 
 use crate::chat_state::{ChatState, Connection};
-use crate::components::{composer::Composer, message_list::MessageList, online_users::OnlineUsers};
+use crate::components::{
+    composer::Composer, message_list::MessageList, online_users::OnlineUsers, room_list::RoomList,
+};
+use crate::pages::not_found::NotFound;
+use crate::room::{self, RoomName, LOBBY};
 
-/// `/chat/`: the room. The server renders the frame; the WASM client fills it
-/// from the socket's `welcome` and keeps it live.
+/// `/chat/` (the lobby) and `/chat/<room>/`. A name outside the room rule is
+/// not a page; one in capitals, or the lobby under its own name, goes to its
+/// one address; `?room=<name>` is the "Open a room" form sent without
+/// JavaScript. The room never changes under a page: room links load a new
+/// one.
 #[component]
 pub fn ChatPage() -> impl IntoView {
-    let chat = ChatState::new();
+    let asked = use_params_map().with_untracked(|params| params.get("room"));
+    let opened = use_query_map().with_untracked(|query| query.get("room"));
+    let go_to = |name: &str| EitherOf3::A(view! { <Redirect path=room::path(name)/> });
+    if let Some(RoomName::Valid(name) | RoomName::Lowercase(name)) =
+        opened.map(|typed| room::check(typed.trim()))
+    {
+        return go_to(&name);
+    }
+    let Some(asked) = asked else {
+        return EitherOf3::C(view! { <ChatRoom room=LOBBY.to_string()/> });
+    };
+    match room::check(&asked) {
+        RoomName::Invalid => EitherOf3::B(view! { <NotFound/> }),
+        RoomName::Lowercase(name) => go_to(&name),
+        RoomName::Valid(name) if name == LOBBY => go_to(&name),
+        RoomName::Valid(name) => EitherOf3::C(view! { <ChatRoom room=name/> }),
+    }
+}
+
+/// One room's page. The server renders the frame; the WASM client fills it
+/// from the socket's `welcome` and keeps it live.
+#[component]
+fn ChatRoom(room: String) -> impl IntoView {
+    let title = format!("#{room} · Chat");
+    let heading = format!("#{room}");
+    let chat = ChatState::new(room);
     provide_context(chat);
 
     #[cfg(feature = "hydrate")]
     Effect::new(move |_| crate::ws_client::start(chat));
 
     view! {
+        <Title text=title/>
         <nav class="navbar bg-body border-bottom shadow-sm">
-            <div class="container-fluid">
-                <span class="navbar-brand fw-semibold">"Chat"</span>
-                <div class="d-flex align-items-center gap-3">
+            <div class="container-fluid flex-nowrap">
+                <span class="navbar-brand fw-semibold text-truncate chat-brand">
+                    "Chat " <span class="text-body-secondary fw-normal" id="room">{heading}</span>
+                </span>
+                <div class="d-flex align-items-center gap-3 flex-shrink-0">
                     <ConnectionBadge/>
                     <span class="text-body-secondary small d-none d-sm-inline">
                         {move || chat.me.get().map(|me| view! { "Signed in as " <strong id="me">{me}</strong> })}
@@ -32,14 +73,15 @@ pub fn ChatPage() -> impl IntoView {
             <div class="alert alert-warning m-3">"The live chat needs JavaScript."</div>
         </noscript>
         <main class="container-fluid chat-layout py-3">
-            <div class="row g-3 h-100">
-                <section class="col-md-9 d-flex flex-column h-100" aria-label="Conversation">
-                    <MessageList/>
-                    <Composer/>
-                </section>
-                <div class="col-md-3">
-                    <OnlineUsers/>
-                </div>
+            <section class="chat-conversation d-flex flex-column" aria-label="Conversation">
+                <MessageList/>
+                <Composer/>
+            </section>
+            <div class="chat-rooms">
+                <RoomList/>
+            </div>
+            <div class="chat-people">
+                <OnlineUsers/>
             </div>
         </main>
     }
@@ -61,4 +103,74 @@ fn ConnectionBadge() -> impl IntoView {
         </span>
     }
     .into_any()
+}
+
+#[cfg(all(test, feature = "ssr"))]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use leptos::prelude::*;
+    use leptos_router::{components::provide_server_redirect, location::RequestUrl};
+
+    /// The page the server renders for `path`, and where it redirects, if it does.
+    fn render(path: &str) -> (String, Option<String>) {
+        let redirect = Arc::new(Mutex::new(None));
+        let owner = Owner::new();
+        let html = owner.with(|| {
+            provide_context(RequestUrl::new(&format!("http://localhost{path}")));
+            let to = redirect.clone();
+            provide_server_redirect(move |path| {
+                *to.lock().unwrap() = Some(path.to_string());
+            });
+            view! { <crate::App/> }.to_html()
+        });
+        let to = redirect.lock().unwrap().clone();
+        (html, to)
+    }
+
+    #[test]
+    fn a_room_page_lists_its_room_as_the_current_one_before_any_script_runs() {
+        let (html, redirect) = render("/chat/rust/");
+        assert_eq!(redirect, None);
+        assert!(html.contains(r#"aria-label="Rooms""#), "{html}");
+        assert!(
+            html.contains(r#"aria-current="page" href="/chat/rust/""#),
+            "{html}"
+        );
+        assert!(html.contains(r#"href="/chat/" rel="external""#), "{html}");
+        assert!(html.contains("#rust"), "{html}");
+        assert!(html.contains(r#"aria-label="Online users""#), "{html}");
+
+        let (lobby, _) = render("/chat/");
+        assert!(
+            lobby.contains(r#"aria-current="page" href="/chat/""#),
+            "{lobby}"
+        );
+        assert!(!lobby.contains("/chat/rust/"), "{lobby}");
+    }
+
+    #[test]
+    fn room_addresses_have_one_spelling() {
+        assert_eq!(render("/chat/Rust/").1.as_deref(), Some("/chat/rust/"));
+        assert_eq!(render("/chat/lobby/").1.as_deref(), Some("/chat/"));
+        let (html, redirect) = render("/chat/no%20way/");
+        assert_eq!(redirect, None);
+        assert!(html.contains("Page not found"), "{html}");
+        assert!(!html.contains(r#"aria-label="Rooms""#), "{html}");
+    }
+
+    #[test]
+    fn the_open_a_room_form_works_without_scripts() {
+        assert_eq!(
+            render("/chat/?room=Go-Team").1.as_deref(),
+            Some("/chat/go-team/")
+        );
+        let (html, redirect) = render("/chat/?room=a%2Fb");
+        assert_eq!(redirect, None);
+        assert!(
+            html.contains("Room names are 1 to 32 of a–z, 0–9, - and _"),
+            "{html}"
+        );
+        assert!(html.contains(r#"value="a/b""#), "{html}");
+    }
 }

@@ -15,7 +15,7 @@ impl LocalBus {
 }
 
 impl Bus for LocalBus {
-    fn publish(&self, frames: Frames) {
-        self.connections.broadcast(&frames);
+    fn publish(&self, room: &str, frames: Frames) {
+        self.connections.broadcast(room, &frames);
     }
 }

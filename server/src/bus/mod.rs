@@ -8,6 +8,6 @@ pub use local::LocalBus;
 use crate::connections::Frames;
 
 pub trait Bus: Send + Sync + 'static {
-    /// Delivers already serialised frames, in order, to every socket in the room.
-    fn publish(&self, frames: Frames);
+    /// Delivers already serialised frames, in order, to every socket in `room`.
+    fn publish(&self, room: &str, frames: Frames);
 }

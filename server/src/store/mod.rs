@@ -1,4 +1,4 @@
-//! Persistence behind one small trait: sessions and the room's messages.
+//! Persistence behind one small trait: sessions, rooms and their messages.
 //! SQLite is the default; the trait is what the rest of the server sees.
 
 mod sqlite;
@@ -51,6 +51,7 @@ pub fn now_ms() -> i64 {
 pub struct NewMessage {
     /// The sender's session id: `client_id`s are unique per sender.
     pub author: String,
+    pub room: String,
     pub username: String,
     pub body: String,
     pub sent_at: String,
@@ -95,14 +96,32 @@ pub trait Store: Send + Sync + 'static {
     /// True when the session existed.
     async fn delete_session(&self, id: &str) -> Result<bool, StoreError>;
 
+    /// Records that the session opened `room`.
+    async fn visit(&self, session: &str, room: &str) -> Result<(), StoreError>;
+    /// The rooms the session opened and the `limit` rooms with the newest
+    /// messages, by name, each once.
+    async fn rooms(&self, session: &str, limit: usize) -> Result<Vec<String>, StoreError>;
+
     /// Stores a batch in one transaction (one sync to disk), in order.
     async fn append(&self, batch: &[NewMessage]) -> Result<Vec<Appended>, StoreError>;
-    /// The newest `limit` messages, oldest first.
-    async fn latest(&self, limit: usize) -> Result<Vec<ChatMessage>, StoreError>;
-    /// Messages with ids above `after`, oldest first, at most `limit`.
-    async fn after(&self, after: i64, limit: usize) -> Result<Vec<ChatMessage>, StoreError>;
-    /// The newest `limit` messages with ids below `before`, oldest first.
-    async fn before(&self, before: i64, limit: usize) -> Result<Vec<ChatMessage>, StoreError>;
+    /// The newest `limit` messages of every room, oldest first.
+    async fn newest(&self, limit: usize) -> Result<Vec<ChatMessage>, StoreError>;
+    /// The newest `limit` messages of a room, oldest first.
+    async fn latest(&self, room: &str, limit: usize) -> Result<Vec<ChatMessage>, StoreError>;
+    /// A room's messages with ids above `after`, oldest first, at most `limit`.
+    async fn after(
+        &self,
+        room: &str,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<ChatMessage>, StoreError>;
+    /// A room's newest `limit` messages with ids below `before`, oldest first.
+    async fn before(
+        &self,
+        room: &str,
+        before: i64,
+        limit: usize,
+    ) -> Result<Vec<ChatMessage>, StoreError>;
 
     /// Answers when the database does (for `/healthz`).
     async fn ping(&self) -> Result<(), StoreError>;

@@ -45,11 +45,12 @@ impl SqliteStore {
     }
 }
 
-const SELECT_MESSAGE: &str = "SELECT id, username, body, sent_at, client_id FROM messages";
+const SELECT_MESSAGE: &str = "SELECT id, room, username, body, sent_at, client_id FROM messages";
 
 fn message(row: &SqliteRow) -> Result<ChatMessage, sqlx::Error> {
     Ok(ChatMessage {
         id: row.try_get("id")?,
+        room: row.try_get("room")?,
         username: row.try_get("username")?,
         message: row.try_get("body")?,
         sent_at: row.try_get("sent_at")?,
@@ -163,15 +164,42 @@ impl Store for SqliteStore {
         Ok(done.rows_affected() > 0)
     }
 
+    async fn visit(&self, session: &str, room: &str) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO visits (session_id, room) VALUES (?, ?) ON CONFLICT DO NOTHING")
+            .bind(session)
+            .bind(room)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn rooms(&self, session: &str, n: usize) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT room FROM visits WHERE session_id = ? \
+             UNION SELECT name FROM (SELECT name FROM rooms ORDER BY last_id DESC LIMIT ?) \
+             ORDER BY 1",
+        )
+        .bind(session)
+        .bind(limit(n))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|row| row.try_get(0))
+            .collect::<Result<_, _>>()?)
+    }
+
     async fn append(&self, batch: &[NewMessage]) -> Result<Vec<Appended>, StoreError> {
         let mut tx = self.pool.begin().await?;
         let mut out = Vec::with_capacity(batch.len());
         for new in batch {
             let inserted = sqlx::query(
-                "INSERT INTO messages (author, username, body, sent_at, client_id) VALUES (?, ?, ?, ?, ?) \
+                "INSERT INTO messages (author, room, username, body, sent_at, client_id) \
+                 VALUES (?, ?, ?, ?, ?, ?) \
                  ON CONFLICT (author, client_id) DO NOTHING RETURNING id",
             )
             .bind(&new.author)
+            .bind(&new.room)
             .bind(&new.username)
             .bind(&new.body)
             .bind(&new.sent_at)
@@ -182,6 +210,7 @@ impl Store for SqliteStore {
                 Some(row) => Appended {
                     message: ChatMessage {
                         id: row.try_get("id")?,
+                        room: new.room.clone(),
                         username: new.username.clone(),
                         message: new.body.clone(),
                         sent_at: new.sent_at.clone(),
@@ -205,18 +234,53 @@ impl Store for SqliteStore {
             };
             out.push(appended);
         }
+        // Each room's newest id, once per room of the batch.
+        let mut newest: Vec<(&str, i64)> = Vec::new();
+        for appended in out.iter().filter(|a| a.fresh) {
+            let message = &appended.message;
+            match newest.iter_mut().find(|(room, _)| *room == message.room) {
+                Some((_, id)) => *id = message.id,
+                None => newest.push((&message.room, message.id)),
+            }
+        }
+        for (room, id) in newest {
+            sqlx::query(
+                "INSERT INTO rooms (name, last_id) VALUES (?, ?) \
+                 ON CONFLICT (name) DO UPDATE SET last_id = excluded.last_id",
+            )
+            .bind(room)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(out)
     }
 
-    async fn latest(&self, n: usize) -> Result<Vec<ChatMessage>, StoreError> {
-        self.before(i64::MAX, n).await
+    async fn newest(&self, n: usize) -> Result<Vec<ChatMessage>, StoreError> {
+        let rows = sqlx::query(&format!("{SELECT_MESSAGE} ORDER BY id DESC LIMIT ?"))
+            .bind(limit(n))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut page = messages(&rows)?;
+        page.reverse();
+        Ok(page)
     }
 
-    async fn after(&self, after: i64, n: usize) -> Result<Vec<ChatMessage>, StoreError> {
+    async fn latest(&self, room: &str, n: usize) -> Result<Vec<ChatMessage>, StoreError> {
+        self.before(room, i64::MAX, n).await
+    }
+
+    async fn after(
+        &self,
+        room: &str,
+        after: i64,
+        n: usize,
+    ) -> Result<Vec<ChatMessage>, StoreError> {
         let rows = sqlx::query(&format!(
-            "{SELECT_MESSAGE} WHERE id > ? ORDER BY id LIMIT ?"
+            "{SELECT_MESSAGE} WHERE room = ? AND id > ? ORDER BY id LIMIT ?"
         ))
+        .bind(room)
         .bind(after)
         .bind(limit(n))
         .fetch_all(&self.pool)
@@ -224,10 +288,16 @@ impl Store for SqliteStore {
         messages(&rows)
     }
 
-    async fn before(&self, before: i64, n: usize) -> Result<Vec<ChatMessage>, StoreError> {
+    async fn before(
+        &self,
+        room: &str,
+        before: i64,
+        n: usize,
+    ) -> Result<Vec<ChatMessage>, StoreError> {
         let rows = sqlx::query(&format!(
-            "{SELECT_MESSAGE} WHERE id < ? ORDER BY id DESC LIMIT ?"
+            "{SELECT_MESSAGE} WHERE room = ? AND id < ? ORDER BY id DESC LIMIT ?"
         ))
+        .bind(room)
         .bind(before)
         .bind(limit(n))
         .fetch_all(&self.pool)

@@ -53,6 +53,7 @@ pub struct Session {
 /// The fields of a `welcome` frame.
 #[derive(Clone, Debug)]
 pub struct Welcome {
+    pub room: String,
     pub username: String,
     pub online_users: Vec<String>,
     pub history: Vec<ChatMessage>,
@@ -200,7 +201,16 @@ impl TestServer {
 
     /// `/get_online_users/` for a session that must be valid.
     pub async fn online_users(&self, cookie: &str) -> Vec<String> {
-        let response = self.get("/get_online_users/", Some(cookie)).await;
+        self.online_users_in(cookie, None).await
+    }
+
+    /// `/get_online_users/?room=ROOM`, or without a room.
+    pub async fn online_users_in(&self, cookie: &str, room: Option<&str>) -> Vec<String> {
+        let path = match room {
+            Some(room) => format!("/get_online_users/?room={room}"),
+            None => "/get_online_users/".to_string(),
+        };
+        let response = self.get(&path, Some(cookie)).await;
         assert_eq!(response.status(), StatusCode::OK);
         response
             .json::<OnlineUsers>()
@@ -288,9 +298,15 @@ impl TestServer {
     /// when given, without reading anything yet.
     pub async fn connect_after(&self, session: &Session, after: Option<i64>) -> Client {
         let query = after.map(|id| format!("?after={id}")).unwrap_or_default();
+        self.connect_query(session, &query).await
+    }
+
+    /// Opens `/ws/chat/{query}` for `session` from the server's own origin,
+    /// without reading anything yet.
+    pub async fn connect_query(&self, session: &Session, query: &str) -> Client {
         let origin = self.origin();
         match self
-            .try_connect(&query, Some(&session.cookie), Some(&origin))
+            .try_connect(query, Some(&session.cookie), Some(&origin))
             .await
         {
             Ok(client) => client,
@@ -303,6 +319,14 @@ impl TestServer {
 
     pub async fn connect(&self, session: &Session) -> Client {
         self.connect_after(session, None).await
+    }
+
+    /// Opens a socket in `room` and reads its `welcome`.
+    pub async fn join_room(&self, session: &Session, room: &str) -> (Client, Welcome) {
+        let mut client = self.connect_query(session, &format!("?room={room}")).await;
+        let welcome = client.welcome().await;
+        assert_eq!(welcome.room, room);
+        (client, welcome)
     }
 
     /// Opens a socket and reads its `welcome`.
@@ -580,11 +604,13 @@ impl Client {
     pub async fn welcome(&mut self) -> Welcome {
         match self.next_frame().await {
             ServerFrame::Welcome {
+                room,
                 username,
                 online_users,
                 history,
                 complete,
             } => Welcome {
+                room,
                 username,
                 online_users,
                 history,
