@@ -3,7 +3,10 @@
 
 use leptos::prelude::*;
 
-use crate::protocol::{ChatMessage, ErrorCode, ServerFrame, HISTORY_PAGE};
+use crate::protocol::{
+    ChatMessage, ErrorCode, RoomSummary, ServerFrame, HISTORY_PAGE, TYPING_EVERY_MS,
+    TYPING_SHOWN_MS,
+};
 use crate::room::{self, RoomName, LOBBY};
 
 /// The socket's state as the user sees it (and as `<body data-ws>` says it).
@@ -38,6 +41,29 @@ pub struct Pending {
     pub failed: Option<String>,
 }
 
+/// A room in the room list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoomEntry {
+    pub name: String,
+    /// Others' messages there that this session has not seen (the server's
+    /// count, capped at [`crate::protocol::MAX_UNREAD`]).
+    pub unread: u64,
+}
+
+impl RoomEntry {
+    fn new(name: String) -> Self {
+        Self { name, unread: 0 }
+    }
+}
+
+/// Someone typing in this room, shown until `until` (milliseconds since
+/// 1970, the browser's clock).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Typist {
+    pub name: String,
+    pub until: f64,
+}
+
 /// The chat page's state. `Copy`: every field is an arena handle.
 #[derive(Clone, Copy)]
 pub struct ChatState {
@@ -45,7 +71,7 @@ pub struct ChatState {
     /// another page load, with its own socket.
     pub room: StoredValue<String>,
     /// The rooms to offer: lobby first, then by name, each once.
-    pub rooms: RwSignal<Vec<String>>,
+    pub rooms: RwSignal<Vec<RoomEntry>>,
     pub me: RwSignal<Option<String>>,
     pub online: RwSignal<Vec<String>>,
     /// Sorted by id, each id once.
@@ -56,6 +82,17 @@ pub struct ChatState {
     pub has_older: RwSignal<bool>,
     /// A passing notice from the server (for example, "slow down").
     pub notice: RwSignal<Option<String>>,
+    /// Who else is typing here, in the order they started.
+    pub typing: RwSignal<Vec<Typist>>,
+    /// The user typed in the message box (the socket client decides whether
+    /// that is worth telling the room).
+    pub typed: Trigger,
+    /// Whether the tab is on screen (`document.visibilityState`).
+    pub visible: RwSignal<bool>,
+    /// Whether the message list shows its newest end.
+    pub at_bottom: RwSignal<bool>,
+    /// Messages from others that arrived here while the tab was hidden.
+    pub missed_while_hidden: RwSignal<u64>,
 }
 
 impl ChatState {
@@ -64,7 +101,10 @@ impl ChatState {
     /// offered before the server's list arrives.
     pub fn new(room: String) -> Self {
         let mut rooms = Vec::new();
-        merge_rooms(&mut rooms, [LOBBY.to_string(), room.clone()]);
+        merge_rooms(
+            &mut rooms,
+            [LOBBY.to_string(), room.clone()].map(|name| RoomSummary { name, unread: 0 }),
+        );
         Self {
             room: StoredValue::new(room),
             rooms: RwSignal::new(rooms),
@@ -75,6 +115,11 @@ impl ChatState {
             connection: RwSignal::new(Connection::Connecting),
             has_older: RwSignal::new(false),
             notice: RwSignal::new(None),
+            typing: RwSignal::new(Vec::new()),
+            typed: Trigger::new(),
+            visible: RwSignal::new(true),
+            at_bottom: RwSignal::new(true),
+            missed_while_hidden: RwSignal::new(0),
         }
     }
 
@@ -157,12 +202,100 @@ impl ChatState {
         self.messages.update(|messages| merge(messages, page));
     }
 
-    /// Adds rooms the server knows of to the list. The list is only written
-    /// (and redrawn) when a room is new to it.
-    pub fn add_rooms(&self, names: impl IntoIterator<Item = String>) {
+    /// Takes the server's room list: new rooms are added, known ones get
+    /// their unread count. The room on screen counts nothing: it is being
+    /// read (what arrives while the tab is hidden is counted apart). The
+    /// list is only written (and redrawn) when something changed.
+    pub fn update_rooms(&self, summaries: impl IntoIterator<Item = RoomSummary>) {
+        let summaries = summaries.into_iter().map(|mut summary| {
+            if self.is_current(&summary.name) {
+                summary.unread = 0;
+            }
+            summary
+        });
         let mut rooms = self.rooms.get_untracked();
-        if merge_rooms(&mut rooms, names) {
+        if merge_rooms(&mut rooms, summaries) {
             self.rooms.set(rooms);
+        }
+    }
+
+    /// The unread count of the room `name` in the list (0 if it is not
+    /// there). Tracked.
+    pub fn unread_in(&self, name: &str) -> u64 {
+        self.rooms.with(|rooms| {
+            rooms
+                .binary_search_by(|known| room_order(&known.name).cmp(&room_order(name)))
+                .map_or(0, |at| rooms[at].unread)
+        })
+    }
+
+    /// Whether `name` is the room on screen.
+    pub fn is_current(&self, name: &str) -> bool {
+        self.room.with_value(|room| room == name)
+    }
+
+    /// The number a hidden tab shows in its title: the unread messages of
+    /// the other rooms, as the server last counted them, and those that
+    /// arrived here while hidden. 0 while the tab is on screen. Tracked.
+    pub fn hidden_unread(&self) -> u64 {
+        if self.visible.get() {
+            return 0;
+        }
+        let elsewhere: u64 = self
+            .rooms
+            .with(|rooms| rooms.iter().map(|r| r.unread).sum());
+        elsewhere + self.missed_while_hidden.get()
+    }
+
+    /// The tab was hidden or shown again. Back on screen, what arrived
+    /// meanwhile counts as seen.
+    pub fn set_visible(&self, visible: bool) {
+        if self.visible.get_untracked() != visible {
+            self.visible.set(visible);
+        }
+        if visible && self.missed_while_hidden.get_untracked() != 0 {
+            self.missed_while_hidden.set(0);
+        }
+    }
+
+    /// The id to report as read: the newest shown, when the reader can see
+    /// it (tab on screen, list at its newest end).
+    pub fn read_mark(&self) -> Option<i64> {
+        if self.visible.get_untracked() && self.at_bottom.get_untracked() {
+            self.last_id()
+        } else {
+            None
+        }
+    }
+
+    /// `name` is typing (a `typing` frame at `now`): shown for
+    /// [`TYPING_SHOWN_MS`]. One's own name is not shown.
+    pub fn typing_seen(&self, name: String, now: f64) {
+        if self
+            .me
+            .with_untracked(|me| me.as_deref() == Some(name.as_str()))
+        {
+            return;
+        }
+        let until = now + f64::from(TYPING_SHOWN_MS);
+        self.typing
+            .update(|typing| match typing.iter_mut().find(|t| t.name == name) {
+                Some(typist) => typist.until = until,
+                None => typing.push(Typist { name, until }),
+            });
+    }
+
+    /// Forgets whoever has not typed for [`TYPING_SHOWN_MS`] by `now`.
+    pub fn typing_expire(&self, now: f64) {
+        self.typing_remove(|t| t.until <= now);
+    }
+
+    fn typing_remove(&self, gone: impl Fn(&Typist) -> bool) {
+        if self
+            .typing
+            .with_untracked(|typing| typing.iter().any(&gone))
+        {
+            self.typing.update(|typing| typing.retain(|t| !gone(t)));
         }
     }
 
@@ -212,10 +345,26 @@ impl ChatState {
                 if let Some(client_id) = &message.client_id {
                     self.settle_where(|p| p.client_id == *client_id);
                 }
+                // Their message is what they were typing.
+                self.typing_remove(|t| t.name == message.username);
+                let new = self.messages.with_untracked(|messages| {
+                    messages
+                        .binary_search_by_key(&message.id, |m| m.id)
+                        .is_err()
+                });
+                if new
+                    && !self.visible.get_untracked()
+                    && self
+                        .me
+                        .with_untracked(|me| me.as_deref() != Some(message.username.as_str()))
+                {
+                    self.missed_while_hidden.update(|n| *n += 1);
+                }
                 self.messages
                     .update(|messages| merge(messages, vec![message]));
                 Applied::Nothing
             }
+            ServerFrame::Typing { username } => Applied::Typing(username),
             ServerFrame::Ack { client_id, .. } => {
                 self.settle_where(|p| p.client_id == client_id);
                 Applied::Nothing
@@ -231,6 +380,8 @@ impl ChatState {
             ServerFrame::UserLeft { username } => {
                 self.online
                     .update(|online| online.retain(|u| *u != username));
+                // Gone from the room: no longer typing in it either.
+                self.typing_remove(|t| t.name == username);
                 Applied::Nothing
             }
             ServerFrame::Error {
@@ -283,6 +434,8 @@ pub enum Applied {
     ReloadLatest,
     /// The server refused a message for rate: send more slowly.
     RateLimited,
+    /// This person is typing (see [`ChatState::typing_seen`]).
+    Typing(String),
 }
 
 /// The answer of [`ChatState::next_to_send`].
@@ -294,6 +447,91 @@ pub enum NextSend {
     Awaiting,
     /// This message may go out (as soon as the rate allows).
     Send { client_id: String, text: String },
+}
+
+/// At most one `read` frame this often: a busy room moves the mark along
+/// every two seconds, not with every message.
+pub const READ_EVERY_MS: f64 = 2_000.0;
+
+/// When the socket client may write the two small frames, `typing` and
+/// `read`: each at most once per its interval ([`TYPING_EVERY_MS`],
+/// [`READ_EVERY_MS`]), counted across connections.
+///
+/// The server gives these frames a small allowance of their own, apart from
+/// the user's message rate, so they wait for no message and no message
+/// waits for them. A mark counts as told only once it is written to a
+/// socket, and only to that socket: a new connection starts with nothing
+/// told, so the newest mark goes out again after its `welcome`. Times are
+/// milliseconds from `Date.now()`.
+#[derive(Debug)]
+pub struct SmallFrames {
+    typing_at: f64,
+    read_at: f64,
+    /// The newest mark written to the current socket.
+    read_told: Option<i64>,
+}
+
+/// What [`SmallFrames::read`] says about the read mark.
+#[derive(Debug, PartialEq)]
+pub enum ReadStep {
+    /// Nothing to tell: no mark, or none newer than the one told.
+    Idle,
+    /// A newer mark, due this many milliseconds from now.
+    Wait(f64),
+    /// Send `read` with this id now.
+    Send(i64),
+}
+
+impl Default for SmallFrames {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SmallFrames {
+    pub fn new() -> Self {
+        Self {
+            typing_at: f64::NEG_INFINITY,
+            read_at: f64::NEG_INFINITY,
+            read_told: None,
+        }
+    }
+
+    /// A new socket: nothing has been told on it yet.
+    pub fn connected(&mut self) {
+        self.read_told = None;
+    }
+
+    /// Whether a `typing` frame may go out at `now`.
+    pub fn typing_due(&self, now: f64) -> bool {
+        now - self.typing_at >= f64::from(TYPING_EVERY_MS)
+    }
+
+    /// A `typing` frame was written to the socket at `now`.
+    pub fn typing_written(&mut self, now: f64) {
+        self.typing_at = now;
+    }
+
+    /// What to do about `mark` (see [`ChatState::read_mark`]) at `now`.
+    pub fn read(&self, mark: Option<i64>, now: f64) -> ReadStep {
+        match mark {
+            Some(id) if self.read_told.is_none_or(|told| id > told) => {
+                let due = self.read_at + READ_EVERY_MS;
+                if now < due {
+                    ReadStep::Wait(due - now)
+                } else {
+                    ReadStep::Send(id)
+                }
+            }
+            _ => ReadStep::Idle,
+        }
+    }
+
+    /// `read` with `id` was written to the socket at `now`.
+    pub fn read_written(&mut self, id: i64, now: f64) {
+        self.read_told = Some(id);
+        self.read_at = now;
+    }
 }
 
 /// Merges `incoming` into `messages`, keeping them sorted by id and unique.
@@ -312,25 +550,44 @@ pub fn merge(messages: &mut Vec<ChatMessage>, incoming: Vec<ChatMessage>) {
     }
 }
 
-/// Merges `incoming` room names into `rooms`, keeping the lobby first and
-/// the rest sorted by name, each once. A name outside the room rule is
-/// skipped: it could only lead to a page that does not exist. Says whether
-/// anything was added.
-pub fn merge_rooms(rooms: &mut Vec<String>, incoming: impl IntoIterator<Item = String>) -> bool {
-    fn order(name: &str) -> (bool, &str) {
-        (name != LOBBY, name)
-    }
-    let mut added = false;
-    for name in incoming {
+/// The room list's order: the lobby first, then by name.
+fn room_order(name: &str) -> (bool, &str) {
+    (name != LOBBY, name)
+}
+
+/// Merges the server's `incoming` rooms into `rooms`, keeping the lobby
+/// first and the rest sorted by name, each once, with the server's unread
+/// count. A name outside the room rule is skipped: it could only lead to a
+/// page that does not exist. A room the server no longer lists stays. Says
+/// whether anything changed.
+pub fn merge_rooms(
+    rooms: &mut Vec<RoomEntry>,
+    incoming: impl IntoIterator<Item = RoomSummary>,
+) -> bool {
+    let mut changed = false;
+    for RoomSummary { name, unread } in incoming {
         if !matches!(room::check(&name), RoomName::Valid(_)) {
             continue;
         }
-        if let Err(at) = rooms.binary_search_by(|known| order(known).cmp(&order(&name))) {
-            rooms.insert(at, name);
-            added = true;
+        match rooms.binary_search_by(|known| room_order(&known.name).cmp(&room_order(&name))) {
+            Ok(at) if rooms[at].unread == unread => {}
+            Ok(at) => {
+                rooms[at].unread = unread;
+                changed = true;
+            }
+            Err(at) => {
+                rooms.insert(
+                    at,
+                    RoomEntry {
+                        unread,
+                        ..RoomEntry::new(name)
+                    },
+                );
+                changed = true;
+            }
         }
     }
-    added
+    changed
 }
 
 #[cfg(test)]
@@ -570,29 +827,220 @@ mod tests {
         });
     }
 
+    fn summary(name: &str, unread: u64) -> RoomSummary {
+        RoomSummary {
+            name: name.into(),
+            unread,
+        }
+    }
+
+    fn room_names(chat: &ChatState) -> Vec<String> {
+        chat.rooms
+            .get_untracked()
+            .into_iter()
+            .map(|r| r.name)
+            .collect()
+    }
+
     #[test]
     fn the_room_list_starts_with_the_lobby_and_the_room_on_screen() {
         let owner = Owner::new();
         owner.with(|| {
-            assert_eq!(ChatState::new(LOBBY.into()).rooms.get_untracked(), [LOBBY]);
+            assert_eq!(room_names(&ChatState::new(LOBBY.into())), [LOBBY]);
             let chat = ChatState::new("rust".into());
-            assert_eq!(chat.rooms.get_untracked(), [LOBBY, "rust"]);
-            chat.add_rooms(["zed", "go-team", LOBBY, "rust", "Bad", "a b"].map(String::from));
-            assert_eq!(
-                chat.rooms.get_untracked(),
-                [LOBBY, "go-team", "rust", "zed"]
+            assert_eq!(room_names(&chat), [LOBBY, "rust"]);
+            chat.update_rooms(
+                ["zed", "go-team", LOBBY, "rust", "Bad", "a b"].map(|name| summary(name, 0)),
             );
+            assert_eq!(room_names(&chat), [LOBBY, "go-team", "rust", "zed"]);
         });
     }
 
     #[test]
-    fn merging_rooms_says_whether_anything_was_added() {
-        let mut rooms = vec![LOBBY.to_string(), "rust".to_string()];
+    fn merging_rooms_says_whether_anything_changed() {
+        let mut rooms = vec![
+            RoomEntry::new(LOBBY.to_string()),
+            RoomEntry::new("rust".to_string()),
+        ];
         assert!(!merge_rooms(
             &mut rooms,
-            ["rust".to_string(), LOBBY.to_string()]
+            [summary("rust", 0), summary(LOBBY, 0)]
         ));
-        assert!(merge_rooms(&mut rooms, ["a".to_string()]));
-        assert_eq!(rooms, [LOBBY, "a", "rust"]);
+        assert!(merge_rooms(&mut rooms, [summary("a", 0)]));
+        assert!(merge_rooms(&mut rooms, [summary("rust", 3)]));
+        assert!(!merge_rooms(&mut rooms, [summary("rust", 3)]));
+        let names: Vec<&str> = rooms.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, [LOBBY, "a", "rust"]);
+        assert_eq!(rooms[2].unread, 3);
+        // A room the server stops listing keeps its place.
+        assert!(!merge_rooms(&mut rooms, []));
+        assert_eq!(rooms.len(), 3);
+    }
+
+    fn from(id: i64, username: &str) -> ChatMessage {
+        ChatMessage {
+            username: username.into(),
+            ..message(id)
+        }
+    }
+
+    #[test]
+    fn a_hidden_tab_counts_the_others_unread_messages() {
+        let owner = Owner::new();
+        owner.with(|| {
+            let chat = ChatState::new(LOBBY.into());
+            chat.apply(welcome(vec![message(1)]), false);
+            chat.update_rooms([summary(LOBBY, 7), summary("rust", 2), summary("go", 1)]);
+            // On screen: no count at all.
+            assert_eq!(chat.hidden_unread(), 0);
+            chat.apply(ServerFrame::Message(from(2, "B")), false);
+            assert_eq!(chat.hidden_unread(), 0);
+
+            chat.set_visible(false);
+            // Other rooms as the server counts them; this room's own count
+            // is left out (it is on the page, counted below).
+            assert_eq!(chat.hidden_unread(), 3);
+            assert_eq!(chat.rooms.get_untracked()[0].unread, 0);
+            chat.apply(ServerFrame::Message(from(3, "B")), false);
+            // One's own message and a repeat are not news.
+            chat.apply(ServerFrame::Message(from(4, "A")), false);
+            chat.apply(ServerFrame::Message(from(3, "B")), false);
+            assert_eq!(chat.hidden_unread(), 4);
+
+            chat.set_visible(true);
+            assert_eq!(chat.hidden_unread(), 0);
+            chat.set_visible(false);
+            assert_eq!(chat.hidden_unread(), 3);
+        });
+    }
+
+    #[test]
+    fn the_read_mark_is_the_newest_message_when_it_can_be_seen() {
+        let owner = Owner::new();
+        owner.with(|| {
+            let chat = ChatState::new(LOBBY.into());
+            assert_eq!(chat.read_mark(), None);
+            chat.apply(welcome(vec![message(1), message(4)]), false);
+            assert_eq!(chat.read_mark(), Some(4));
+            chat.at_bottom.set(false);
+            assert_eq!(chat.read_mark(), None);
+            chat.at_bottom.set(true);
+            chat.set_visible(false);
+            assert_eq!(chat.read_mark(), None);
+        });
+    }
+
+    fn typists(chat: &ChatState) -> Vec<String> {
+        chat.typing
+            .get_untracked()
+            .into_iter()
+            .map(|t| t.name)
+            .collect()
+    }
+
+    #[test]
+    fn typing_shows_others_until_they_stop_or_their_message_arrives() {
+        let owner = Owner::new();
+        owner.with(|| {
+            let chat = ChatState::new(LOBBY.into());
+            chat.apply(welcome(Vec::new()), false);
+            let typing = |name: &str| ServerFrame::Typing {
+                username: name.into(),
+            };
+            assert_eq!(chat.apply(typing("B"), false), Applied::Typing("B".into()));
+            chat.typing_seen("B".into(), 0.0);
+            chat.typing_seen("A".into(), 0.0);
+            chat.typing_seen("C".into(), 1_000.0);
+            // Oneself ("A") is not shown.
+            assert_eq!(typists(&chat), ["B", "C"]);
+            // B types again: kept in place, for longer.
+            chat.typing_seen("B".into(), 2_000.0);
+            let shown = f64::from(TYPING_SHOWN_MS);
+            chat.typing_expire(1_000.0 + shown - 1.0);
+            assert_eq!(typists(&chat), ["B", "C"]);
+            chat.typing_expire(1_000.0 + shown);
+            assert_eq!(typists(&chat), ["B"]);
+            // B's message ends B's typing at once.
+            chat.apply(ServerFrame::Message(from(1, "B")), false);
+            assert_eq!(typists(&chat), Vec::<String>::new());
+        });
+    }
+
+    #[test]
+    fn someone_who_leaves_stops_typing() {
+        let owner = Owner::new();
+        owner.with(|| {
+            let chat = ChatState::new(LOBBY.into());
+            chat.apply(welcome(Vec::new()), false);
+            chat.typing_seen("B".into(), 0.0);
+            chat.typing_seen("C".into(), 0.0);
+            chat.apply(
+                ServerFrame::UserLeft {
+                    username: "B".into(),
+                },
+                false,
+            );
+            assert_eq!(typists(&chat), ["C"]);
+        });
+    }
+
+    #[test]
+    fn typing_goes_out_at_most_every_two_seconds() {
+        let mut small = SmallFrames::new();
+        assert!(small.typing_due(0.0));
+        small.typing_written(0.0);
+        let every = f64::from(TYPING_EVERY_MS);
+        assert!(!small.typing_due(every - 1.0));
+        // A new socket does not shorten the wait.
+        small.connected();
+        assert!(!small.typing_due(every - 1.0));
+        assert!(small.typing_due(every));
+    }
+
+    #[test]
+    fn a_read_mark_goes_out_once_per_socket_and_at_most_every_two_seconds() {
+        let mut small = SmallFrames::new();
+        assert_eq!(small.read(None, 0.0), ReadStep::Idle);
+        assert_eq!(small.read(Some(4), 0.0), ReadStep::Send(4));
+        small.read_written(4, 0.0);
+        assert_eq!(small.read(Some(4), 10_000.0), ReadStep::Idle);
+        // A newer message seen soon after waits for its turn.
+        assert_eq!(
+            small.read(Some(5), 500.0),
+            ReadStep::Wait(READ_EVERY_MS - 500.0)
+        );
+        assert_eq!(small.read(Some(5), READ_EVERY_MS), ReadStep::Send(5));
+    }
+
+    #[test]
+    fn a_read_mark_not_written_is_offered_again() {
+        let mut small = SmallFrames::new();
+        // Offered, but the socket closed before it was written.
+        assert_eq!(small.read(Some(4), 0.0), ReadStep::Send(4));
+        small.connected();
+        assert_eq!(small.read(Some(4), 1.0), ReadStep::Send(4));
+        // Written to one socket: the next socket is told again after its
+        // welcome, once the interval allows.
+        small.read_written(4, 1.0);
+        small.connected();
+        assert_eq!(
+            small.read(Some(4), 2.0),
+            ReadStep::Wait(READ_EVERY_MS - 1.0)
+        );
+        assert_eq!(small.read(Some(4), 1.0 + READ_EVERY_MS), ReadStep::Send(4));
+    }
+
+    #[test]
+    fn a_rooms_count_is_found_by_its_name() {
+        let owner = Owner::new();
+        owner.with(|| {
+            let chat = ChatState::new(LOBBY.into());
+            chat.update_rooms([summary("rust", 2), summary("go", 1), summary(LOBBY, 4)]);
+            assert_eq!(chat.unread_in("rust"), 2);
+            assert_eq!(chat.unread_in("go"), 1);
+            // The room on screen counts nothing; an unknown room, nothing.
+            assert_eq!(chat.unread_in(LOBBY), 0);
+            assert_eq!(chat.unread_in("zig"), 0);
+        });
     }
 }

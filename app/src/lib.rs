@@ -1,5 +1,8 @@
 //! The Leptos UI, compiled twice: with `ssr` into the server, with `hydrate`
 //! into the WASM client that takes over the server-rendered page.
+// The chat page's view types nest deeper than the compiler's default
+// query depth allows when it lays out their hydration futures.
+#![recursion_limit = "256"]
 
 pub mod protocol;
 pub mod room;

@@ -20,6 +20,13 @@ pub const MAX_HISTORY_PAGE: usize = 100;
 /// Most messages replayed on a resume before `complete` turns false.
 pub const MAX_RESUME: usize = 1_000;
 
+/// A typing client sends `typing` at most this often while the user types.
+pub const TYPING_EVERY_MS: u32 = 2_000;
+/// "NAME is typing…" goes away this long after the last `typing` frame.
+pub const TYPING_SHOWN_MS: u32 = 5_000;
+/// Unread counts stop here: the room list says "999+" beyond it.
+pub const MAX_UNREAD: u64 = 1_000;
+
 /// The close reason on every socket of a session that logged out: the client
 /// goes back to the login page instead of reconnecting.
 pub const SIGNED_OUT_REASON: &str = "logged out";
@@ -64,6 +71,11 @@ pub enum ServerFrame {
     UserLeft {
         username: String,
     },
+    /// Someone in the room is typing (not stored; passed on at most once a
+    /// second per user and room, whatever a client sends).
+    Typing {
+        username: String,
+    },
     /// The message with this `client_id` is stored under `id`.
     Ack {
         client_id: String,
@@ -89,6 +101,11 @@ pub enum ClientFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         client_id: Option<String>,
     },
+    /// The user is typing in this socket's room.
+    Typing,
+    /// The user has seen this room's messages up to `id`: unread counts
+    /// start after it, on every device of the session.
+    Read { id: i64 },
 }
 
 /// Why the server refused a frame.
@@ -140,6 +157,9 @@ pub struct RoomList {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoomSummary {
     pub name: String,
+    /// Messages after the last one this session read there (at most
+    /// [`MAX_UNREAD`]); 0 in a room it never opened.
+    pub unread: u64,
 }
 
 /// Every JSON error body.
@@ -196,6 +216,25 @@ mod tests {
                 message: "hi".into(),
                 client_id: Some("c1".into()),
             }
+        );
+    }
+
+    #[test]
+    fn typing_and_read_frames_are_small() {
+        assert_eq!(
+            serde_json::to_string(&ClientFrame::Typing).unwrap(),
+            r#"{"type":"typing"}"#
+        );
+        assert_eq!(
+            serde_json::from_str::<ClientFrame>(r#"{"type":"read","id":7}"#).unwrap(),
+            ClientFrame::Read { id: 7 }
+        );
+        assert_eq!(
+            serde_json::to_string(&ServerFrame::Typing {
+                username: "Ann".into()
+            })
+            .unwrap(),
+            r#"{"type":"typing","username":"Ann"}"#
         );
     }
 

@@ -11,6 +11,18 @@
 //! Sending is paced to the server's rate limit, so a backlog (everything typed
 //! while offline) goes out as fast as the server accepts it and no faster; a
 //! `rate_limited` answer slows the client down and the message goes out again.
+//!
+//! Two small frames go out beside the messages: `typing` while the user
+//! types, and `read` when the newest message is on screen. The server gives
+//! them an allowance of their own, so they are not charged to the message
+//! pacing: a message never waits for them. Each keeps its own pace (see
+//! [`SmallFrames`]); `typing` is dropped rather than delayed.
+//!
+//! The client also keeps the room list's unread counts fresh (after every
+//! `welcome`, when the tab comes back on screen, and every
+//! [`ROOMS_EVERY_MS`], on screen or not: a hidden tab's title counts the
+//! other rooms' news), follows the tab's visibility, which decides what
+//! counts as read, and takes "NAME is typing…" away when it runs out.
 
 use std::pin::pin;
 
@@ -25,9 +37,9 @@ use gloo_timers::future::TimeoutFuture;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
-use crate::chat_state::{Applied, ChatState, Connection, NextSend};
+use crate::chat_state::{Applied, ChatState, Connection, NextSend, ReadStep, SmallFrames};
 use crate::protocol::{
-    ClientFrame, MessagePage, RoomList, ServerFrame, HISTORY_PAGE, SIGNED_OUT_REASON,
+    ClientFrame, MessagePage, RoomList, RoomSummary, ServerFrame, HISTORY_PAGE, SIGNED_OUT_REASON,
 };
 
 /// First retry delay; doubles per failed attempt.
@@ -54,6 +66,16 @@ const RATE_LIMITED_BACKOFF_MS: f64 = 500.0;
 /// counts on the sender to try again). Either way: reconnect, and the message
 /// goes out again under its `client_id`.
 const ANSWER_TIMEOUT_MS: f64 = 10_000.0;
+/// How often the room list's unread counts are fetched, whether the tab is
+/// on screen or not: often enough for a title that counts news from other
+/// rooms, rarely enough that a hundred idle tabs cost the server little.
+const ROOMS_EVERY_MS: u32 = 15_000;
+/// A tab shown again fetches the room list at once, unless a fetch started
+/// this recently (switching tabs back and forth asks once).
+const ROOMS_AGAIN_MS: f64 = 2_000.0;
+/// A "NAME is typing…" line is taken away this long after its deadline, so
+/// that the clock has surely passed it when the timer fires.
+const TYPING_EXPIRY_SLACK_MS: f64 = 50.0;
 
 /// Wakes the current connection's writer; `None` while disconnected.
 type Writer = StoredValue<Option<mpsc::UnboundedSender<Nudge>>, LocalStorage>;
@@ -64,21 +86,56 @@ enum Nudge {
     Pending,
     /// The server refused a message for rate.
     SlowDown,
+    /// The user typed in the message box.
+    Typing,
+    /// What the reader can see changed (messages, scrolling, the tab).
+    Read,
 }
 
 /// Starts the socket client for the chat page.
 pub fn start(chat: ChatState) {
     let writer: Writer = StoredValue::new_local(None);
+    let rooms = RoomFetches::new();
+    let nudge = move |what: Nudge| {
+        writer.with_value(|writer| {
+            if let Some(writer) = writer {
+                let _ = writer.unbounded_send(what);
+            }
+        });
+    };
 
     // Whatever the user queues, and every answer, may let a message go out.
     Effect::new(move |_| {
         chat.pending.track();
-        writer.with_value(|writer| {
-            if let Some(writer) = writer {
-                let _ = writer.unbounded_send(Nudge::Pending);
-            }
-        });
+        nudge(Nudge::Pending);
     });
+    // Typing in the box (not the first run: nobody has typed yet).
+    Effect::new(move |first: Option<()>| {
+        chat.typed.track();
+        if first.is_some() {
+            nudge(Nudge::Typing);
+        }
+    });
+    // A new message, a scroll to the bottom or the tab coming back may
+    // make a newer message seen.
+    Effect::new(move |_| {
+        chat.messages.track();
+        chat.at_bottom.track();
+        chat.visible.track();
+        nudge(Nudge::Read);
+    });
+
+    // Someone typing: one timer for everybody's line (see `expire_typing`).
+    let (typing_shown, typing_shown_rx) = mpsc::unbounded();
+    Effect::new(move |_| {
+        if chat.typing.with(|typing| !typing.is_empty()) {
+            let _ = typing_shown.unbounded_send(());
+        }
+    });
+    spawn_local(expire_typing(chat, typing_shown_rx));
+
+    watch_visibility(chat, rooms);
+    spawn_local(refresh_rooms(chat, rooms));
 
     // Show the state on <body data-ws=...>, for people (via CSS) and tests.
     Effect::new(move |_| {
@@ -88,7 +145,7 @@ pub fn start(chat: ChatState) {
         }
     });
 
-    spawn_local(run(chat, writer, watch_network()));
+    spawn_local(run(chat, writer, rooms, watch_network()));
 }
 
 /// How one connection ended.
@@ -99,11 +156,18 @@ enum Ended {
     Dropped { welcomed: bool },
 }
 
-async fn run(chat: ChatState, writer: Writer, mut network: mpsc::UnboundedReceiver<Network>) {
+async fn run(
+    chat: ChatState,
+    writer: Writer,
+    rooms: RoomFetches,
+    mut network: mpsc::UnboundedReceiver<Network>,
+) {
     let mut failures: i32 = 0;
+    // Paced across connections: a reconnect does not reset the intervals.
+    let mut small = SmallFrames::new();
     loop {
         let opened_at = js_sys::Date::now();
-        match connect(chat, writer, &mut network).await {
+        match connect(chat, writer, rooms, &mut network, &mut small).await {
             Ended::SignedOut => return go_to_login(),
             // A connection that lasted starts the backoff afresh; one closed
             // soon after its welcome (a server that cannot store, a link too
@@ -166,7 +230,9 @@ fn watch_network() -> mpsc::UnboundedReceiver<Network> {
 async fn connect(
     chat: ChatState,
     writer: Writer,
+    rooms: RoomFetches,
     network: &mut mpsc::UnboundedReceiver<Network>,
+    small: &mut SmallFrames,
 ) -> Ended {
     let after = chat.last_id();
     let url = chat.room.with_value(|room| socket_url(room, after));
@@ -175,8 +241,16 @@ async fn connect(
     };
     let (sink, stream) = socket.split();
     let (nudge, nudges) = mpsc::unbounded();
-    let reading = pin!(read(chat, stream, network, writer, nudge, after.is_some()));
-    let writing = pin!(write(chat, sink, nudges));
+    let reading = pin!(read(
+        chat,
+        stream,
+        network,
+        writer,
+        rooms,
+        nudge,
+        after.is_some()
+    ));
+    let writing = pin!(write(chat, sink, nudges, small));
     let ended = match select(reading, writing).await {
         Either::Left((ended, _)) => ended,
         // The writer only starts after `welcome`, and stops when the socket
@@ -193,6 +267,7 @@ async fn read(
     mut stream: SplitStream<WebSocket>,
     network: &mut mpsc::UnboundedReceiver<Network>,
     writer: Writer,
+    rooms: RoomFetches,
     nudge: mpsc::UnboundedSender<Nudge>,
     resuming: bool,
 ) -> Ended {
@@ -212,6 +287,7 @@ async fn read(
                 };
                 match chat.apply(frame, resuming) {
                     Applied::Nothing => {}
+                    Applied::Typing(name) => chat.typing_seen(name, js_sys::Date::now()),
                     Applied::RateLimited => {
                         let _ = nudge.unbounded_send(Nudge::SlowDown);
                     }
@@ -221,8 +297,9 @@ async fn read(
                         if applied == Applied::ReloadLatest {
                             spawn_local(fetch_page(chat, None));
                         }
-                        // Rooms made or visited elsewhere since the last look.
-                        spawn_local(fetch_rooms(chat));
+                        // Rooms made or visited elsewhere since the last look,
+                        // and this one, visited now.
+                        spawn_local(fetch_rooms(chat, rooms, RoomsBecause::Welcome));
                         // Everything unacknowledged goes out again on this socket.
                         chat.pending.update_untracked(|pending| {
                             pending.iter_mut().for_each(|p| p.sent = false)
@@ -247,52 +324,37 @@ async fn read(
 }
 
 /// Writes the pending messages to the socket in order, one at a time (see
-/// [`ChatState::next_to_send`]), paced by a [`TokenBucket`]. Sleeps until a
-/// nudge, a token or an answer's deadline: never spins.
+/// [`ChatState::next_to_send`]), paced by a [`TokenBucket`], with `typing`
+/// and `read` frames in between, paced by `small`. Sleeps until a nudge, a
+/// token or a deadline: never spins.
 async fn write(
     chat: ChatState,
     mut sink: SplitSink<WebSocket, Message>,
     mut nudges: mpsc::UnboundedReceiver<Nudge>,
+    small: &mut SmallFrames,
 ) {
     // Nothing goes out before `welcome`, which may settle some of the pending
     // messages; its nudge is the first.
     if nudges.next().await.is_none() {
         return;
     }
-    // Full on every connection: by the time a reconnect succeeds the server's
-    // bucket has usually refilled, and when it has not, the retry covers it.
-    let mut bucket = TokenBucket::full(js_sys::Date::now());
-    let mut sent_at = 0.0;
+    small.connected();
+    let mut outbox = Outbox::new(js_sys::Date::now(), small);
     loop {
-        let now = js_sys::Date::now();
-        let wait_ms = match chat.next_to_send() {
-            NextSend::Idle => None,
-            NextSend::Awaiting => {
-                let left = ANSWER_TIMEOUT_MS - (now - sent_at);
-                if left <= 0.0 {
+        let wait_ms = match outbox.next(chat, js_sys::Date::now()) {
+            Step::Dead => return,
+            Step::Send(frame) => {
+                // Plain strings and numbers always encode; this only keeps `unwrap` out.
+                let Ok(json) = serde_json::to_string(&frame) else {
+                    return;
+                };
+                if sink.send(Message::Text(json)).await.is_err() {
                     return;
                 }
-                Some(left.min(ANSWER_TIMEOUT_MS))
+                outbox.written(chat, &frame, js_sys::Date::now());
+                continue;
             }
-            NextSend::Send { client_id, text } => match bucket.take(now) {
-                Err(wait_ms) => Some(wait_ms),
-                Ok(()) => {
-                    let frame = ClientFrame::Message {
-                        message: text,
-                        client_id: Some(client_id.clone()),
-                    };
-                    // Plain strings always encode; this only keeps `unwrap` out.
-                    let Ok(json) = serde_json::to_string(&frame) else {
-                        return;
-                    };
-                    chat.mark_sent(&client_id);
-                    if sink.send(Message::Text(json)).await.is_err() {
-                        return;
-                    }
-                    sent_at = now;
-                    continue;
-                }
-            },
+            Step::Wait(wait_ms) => wait_ms,
         };
         let woken = match wait_ms {
             None => nudges.next().await,
@@ -308,12 +370,109 @@ async fn write(
         let Some(first) = woken else { return };
         // Take every nudge already queued, so that a refusal is heard before
         // the refused message (already back in line) is looked at again.
-        let mut slow_down = matches!(first, Nudge::SlowDown);
+        outbox.heard(&first);
         while let Ok(next) = nudges.try_recv() {
-            slow_down |= matches!(next, Nudge::SlowDown);
+            outbox.heard(&next);
         }
-        if slow_down {
-            bucket.refused(js_sys::Date::now());
+        if outbox.slow_down {
+            outbox.slow_down = false;
+            outbox.bucket.refused(js_sys::Date::now());
+        }
+    }
+}
+
+/// What the writer does next.
+enum Step {
+    Send(ClientFrame),
+    /// Sleep until a nudge, or at most this many milliseconds.
+    Wait(Option<f64>),
+    /// A message went unanswered: the socket is as good as dead.
+    Dead,
+}
+
+/// The writer's bookkeeping for one connection. Times are milliseconds from
+/// `Date.now()`.
+struct Outbox<'a> {
+    /// Messages only: `typing` and `read` are not charged to it.
+    bucket: TokenBucket,
+    /// When the message on the wire was written.
+    message_at: f64,
+    slow_down: bool,
+    /// The user typed since the last look.
+    typed: bool,
+    small: &'a mut SmallFrames,
+}
+
+impl<'a> Outbox<'a> {
+    fn new(now: f64, small: &'a mut SmallFrames) -> Self {
+        Self {
+            // Full on every connection: by the time a reconnect succeeds the
+            // server's bucket has usually refilled, and when it has not, the
+            // retry covers it.
+            bucket: TokenBucket::full(now),
+            message_at: 0.0,
+            slow_down: false,
+            typed: false,
+            small,
+        }
+    }
+
+    fn heard(&mut self, nudge: &Nudge) {
+        match nudge {
+            Nudge::SlowDown => self.slow_down = true,
+            Nudge::Typing => self.typed = true,
+            Nudge::Pending | Nudge::Read => {}
+        }
+    }
+
+    /// Messages first; then `typing`, only while no message is waiting or
+    /// on the wire (after a message it would announce typing that is over);
+    /// then `read`. Nothing is recorded as sent here: see [`Self::written`].
+    fn next(&mut self, chat: ChatState, now: f64) -> Step {
+        let mut wait: Option<f64> = None;
+        let mut wait_at_most = |ms: f64| wait = Some(wait.map_or(ms, |w: f64| w.min(ms)));
+        let next = chat.next_to_send();
+        match &next {
+            NextSend::Idle => {}
+            NextSend::Awaiting => {
+                let left = ANSWER_TIMEOUT_MS - (now - self.message_at);
+                if left <= 0.0 {
+                    return Step::Dead;
+                }
+                wait_at_most(left);
+            }
+            NextSend::Send { client_id, text } => match self.bucket.take(now) {
+                Err(ms) => wait_at_most(ms),
+                Ok(()) => {
+                    return Step::Send(ClientFrame::Message {
+                        message: text.clone(),
+                        client_id: Some(client_id.clone()),
+                    });
+                }
+            },
+        }
+        if std::mem::take(&mut self.typed) && next == NextSend::Idle && self.small.typing_due(now) {
+            return Step::Send(ClientFrame::Typing);
+        }
+        match self.small.read(chat.read_mark(), now) {
+            ReadStep::Idle => {}
+            ReadStep::Wait(ms) => wait_at_most(ms),
+            ReadStep::Send(id) => return Step::Send(ClientFrame::Read { id }),
+        }
+        Step::Wait(wait)
+    }
+
+    /// `frame` was written to the socket at `now`.
+    fn written(&mut self, chat: ChatState, frame: &ClientFrame, now: f64) {
+        match frame {
+            ClientFrame::Message { client_id, .. } => {
+                if let Some(client_id) = client_id {
+                    chat.mark_sent(client_id);
+                }
+                self.message_at = now;
+            }
+            ClientFrame::Typing => self.small.typing_written(now),
+            &ClientFrame::Read { id } => self.small.read_written(id, now),
         }
     }
 }
@@ -418,17 +577,158 @@ async fn fetch_page(chat: ChatState, before: Option<i64>) {
     }
 }
 
-/// Adds the rooms the server lists for this session to the room list. A
-/// failure leaves the list as it is; the next `welcome` asks again.
-async fn fetch_rooms(chat: ChatState) {
-    let Ok(response) = gloo_net::http::Request::get("/api/rooms").send().await else {
+/// The room list's fetches, so that they neither pile up nor undo each
+/// other: at most one asked for by the timer or the tab at a time, and an
+/// answer older than one already taken is dropped.
+#[derive(Clone, Copy)]
+struct RoomFetches(StoredValue<FetchLog, LocalStorage>);
+
+#[derive(Default)]
+struct FetchLog {
+    /// Fetches started, the number of the newest.
+    started: u64,
+    /// The number of the newest fetch whose answer was taken.
+    taken: u64,
+    in_flight: u32,
+    /// When the newest fetch started (`Date.now()`).
+    started_at: f64,
+}
+
+/// Why the room list is fetched.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum RoomsBecause {
+    /// A `welcome`: this room was just visited, so the answer must come
+    /// from a fetch that starts now, whatever is in flight.
+    Welcome,
+    /// The periodic look: skipped while another fetch is in flight.
+    Timer,
+    /// The tab came back on screen: skipped while another fetch is in
+    /// flight or one started in the last [`ROOMS_AGAIN_MS`].
+    Shown,
+}
+
+impl RoomFetches {
+    fn new() -> Self {
+        Self(StoredValue::new_local(FetchLog::default()))
+    }
+
+    /// The number of a fetch that may start now, if it may.
+    fn begin(self, because: RoomsBecause, now: f64) -> Option<u64> {
+        self.0
+            .try_update_value(|log| {
+                let busy = log.in_flight > 0;
+                let skip = match because {
+                    RoomsBecause::Welcome => false,
+                    RoomsBecause::Timer => busy,
+                    RoomsBecause::Shown => busy || now - log.started_at < ROOMS_AGAIN_MS,
+                };
+                if skip {
+                    return None;
+                }
+                log.started += 1;
+                log.in_flight += 1;
+                log.started_at = now;
+                Some(log.started)
+            })
+            .flatten()
+    }
+
+    /// Fetch `number` is over; whether its answer is the newest yet.
+    fn end(self, number: u64, answered: bool) -> bool {
+        self.0
+            .try_update_value(|log| {
+                log.in_flight = log.in_flight.saturating_sub(1);
+                let newest = answered && number > log.taken;
+                if newest {
+                    log.taken = number;
+                }
+                newest
+            })
+            .unwrap_or(false)
+    }
+}
+
+/// Takes the server's room list for this session, with its unread counts,
+/// unless `because` says to skip it now (see [`RoomsBecause`]).
+async fn fetch_rooms(chat: ChatState, rooms: RoomFetches, because: RoomsBecause) {
+    let Some(number) = rooms.begin(because, js_sys::Date::now()) else {
         return;
     };
-    if !response.ok() {
-        return;
+    let list = get_rooms().await;
+    if rooms.end(number, list.is_some()) {
+        if let Some(list) = list {
+            chat.update_rooms(list);
+        }
     }
-    if let Ok(list) = response.json::<RoomList>().await {
-        chat.add_rooms(list.rooms.into_iter().map(|room| room.name));
+}
+
+/// `GET /api/rooms`. A failure leaves the list as it is; the next look asks
+/// again.
+async fn get_rooms() -> Option<Vec<RoomSummary>> {
+    let response = gloo_net::http::Request::get("/api/rooms")
+        .send()
+        .await
+        .ok()?;
+    if !response.ok() {
+        return None;
+    }
+    let list: RoomList = response.json().await.ok()?;
+    Some(list.rooms)
+}
+
+/// Looks at the room list again every [`ROOMS_EVERY_MS`], on screen or
+/// not: hidden, the tab's title counts the other rooms' news. The page
+/// lives as long as the document, and so does this.
+async fn refresh_rooms(chat: ChatState, rooms: RoomFetches) {
+    loop {
+        TimeoutFuture::new(ROOMS_EVERY_MS).await;
+        fetch_rooms(chat, rooms, RoomsBecause::Timer).await;
+    }
+}
+
+/// Follows `document.visibilityState`. Back on screen, the counts may be
+/// old: the room list is fetched at once.
+fn watch_visibility(chat: ChatState, rooms: RoomFetches) {
+    use wasm_bindgen::{closure::Closure, JsCast};
+
+    let visible = || document().visibility_state() == web_sys::VisibilityState::Visible;
+    chat.set_visible(visible());
+    let on_change = Closure::<dyn Fn()>::new(move || {
+        let now_visible = visible();
+        chat.set_visible(now_visible);
+        if now_visible {
+            spawn_local(fetch_rooms(chat, rooms, RoomsBecause::Shown));
+        }
+    });
+    let _ = document()
+        .add_event_listener_with_callback("visibilitychange", on_change.as_ref().unchecked_ref());
+    // The chat page lives as long as the document: the listener is never removed.
+    on_change.forget();
+}
+
+/// Takes "NAME is typing…" away when it runs out: one timer, set for the
+/// earliest deadline while anybody is shown, and none while nobody is.
+/// `shown` says that somebody is (again). Deadlines only move later (a
+/// newcomer's is the latest), so the earliest is the one to wait for.
+async fn expire_typing(chat: ChatState, mut shown: mpsc::UnboundedReceiver<()>) {
+    loop {
+        let earliest = chat
+            .typing
+            .with_untracked(|typing| typing.iter().map(|t| t.until).reduce(f64::min));
+        match earliest {
+            None => {
+                if shown.next().await.is_none() {
+                    return;
+                }
+            }
+            Some(until) => {
+                let ms = (until - js_sys::Date::now()).max(0.0) + TYPING_EXPIRY_SLACK_MS;
+                TimeoutFuture::new(ms as u32).await;
+                chat.typing_expire(js_sys::Date::now());
+            }
+        }
+        // What was said while waiting is in the list already.
+        while shown.try_recv().is_ok() {}
     }
 }
 

@@ -48,3 +48,72 @@ export function messageText(page: Page, text: string) {
   const exact = new RegExp(`^${text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`);
   return page.locator('#messages .message-text').filter({ hasText: exact });
 }
+
+/** A room name no other test uses (`a-z`, `0-9`, `-`: the room rule). */
+export function uniqueRoom(prefix: string): string {
+  return `${prefix}-${Math.random().toString(36).slice(2, 8)}`;
+}
+
+/** Opens a room's page (`/chat/` or `/chat/<room>/`) and waits until its socket is open. */
+export async function enterRoom(page: Page, room: string): Promise<void> {
+  const path = room === 'lobby' ? '/chat/' : `/chat/${room}/`;
+  await page.goto(path);
+  await expect(page).toHaveURL(new RegExp(`${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`));
+  await connected(page);
+}
+
+/** The "Rooms" list's link to `room`, found by its address (its text may carry a count). */
+export function roomLinkTo(page: Page, room: string) {
+  const path = room === 'lobby' ? '/chat/' : `/chat/${room}/`;
+  return page.getByRole('navigation', { name: 'Rooms' }).locator(`a[href="${path}"]`);
+}
+
+/** The server's unread count of `room` for the page's session (`undefined` when it is not listed). */
+export async function unreadIn(page: Page, room: string): Promise<number | undefined> {
+  const response = await page.request.get('/api/rooms');
+  expect(response.ok()).toBe(true);
+  const { rooms } = (await response.json()) as { rooms: { name: string; unread: number }[] };
+  return rooms.find((listed) => listed.name === room)?.unread;
+}
+
+/** The line above the message box that says who is typing. */
+export function typingLine(page: Page) {
+  return page.locator('#typing');
+}
+
+/** A frame a page wrote to a socket, and that socket's address. */
+export type SentFrame = { url: string; frame: Record<string, unknown> };
+
+/** Every JSON frame the page writes to its sockets from now on, in order. */
+export function sentFrames(page: Page): SentFrame[] {
+  const frames: SentFrame[] = [];
+  page.on('websocket', (socket) => {
+    socket.on('framesent', ({ payload }) => {
+      if (typeof payload !== 'string') return;
+      try {
+        frames.push({ url: socket.url(), frame: JSON.parse(payload) });
+      } catch {
+        // Not JSON: not one of ours.
+      }
+    });
+  });
+  return frames;
+}
+
+/** Whether one of `frames` is a `read` written to the socket of `room`. */
+export function readSentIn(frames: SentFrame[], room: string): boolean {
+  const inRoom = new RegExp(`[?&]room=${room}(&|$)`);
+  return frames.some(({ url, frame }) => frame.type === 'read' && inRoom.test(url));
+}
+
+/** Makes the page believe its tab was hidden (or shown again), as a switch of tabs would. */
+export async function setTabHidden(page: Page, hidden: boolean): Promise<void> {
+  await page.evaluate((hidden) => {
+    Object.defineProperty(document, 'visibilityState', {
+      configurable: true,
+      get: () => (hidden ? 'hidden' : 'visible'),
+    });
+    Object.defineProperty(document, 'hidden', { configurable: true, get: () => hidden });
+    document.dispatchEvent(new Event('visibilitychange'));
+  }, hidden);
+}

@@ -1,19 +1,19 @@
 import { expect, test, type Page } from '@playwright/test';
-import { connected, login, messageText, person, send, sidebarEntry, uniqueName } from './helpers';
-
-/** Opens a room's page and waits until its socket is open. */
-async function enter(page: Page, path: string): Promise<void> {
-  await page.goto(path);
-  await expect(page).toHaveURL(new RegExp(`${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`));
-  await connected(page);
-}
+import {
+  connected,
+  enterRoom,
+  login,
+  messageText,
+  person,
+  roomLinkTo,
+  send,
+  sidebarEntry,
+  uniqueName,
+  uniqueRoom,
+} from './helpers';
 
 function rooms(page: Page) {
   return page.getByRole('navigation', { name: 'Rooms' });
-}
-
-function roomLink(page: Page, name: string) {
-  return rooms(page).getByRole('link', { name, exact: true });
 }
 
 /** The room list's one link marked as the page on screen. */
@@ -22,15 +22,16 @@ function currentRoom(page: Page) {
 }
 
 test('a message stays in its room, and so do the people', async ({ browser }) => {
+  const room = uniqueRoom('rust');
   const annName = uniqueName('Ann');
   const bobName = uniqueName('Bob');
   const ann = await person(browser, annName);
-  await enter(ann, '/chat/rust/');
+  await enterRoom(ann, room);
   const bob = await person(browser, bobName);
   await expect(sidebarEntry(bob, bobName)).toHaveCount(1);
   await expect(sidebarEntry(ann, annName)).toHaveCount(1);
 
-  // Ann is only in rust (once her lobby page's grace period is over): not
+  // Ann is only in her room (once her lobby page's grace period is over): not
   // among the lobby's people, though online.
   await expect(sidebarEntry(bob, annName)).toHaveCount(0);
   await expect(sidebarEntry(ann, bobName)).toHaveCount(0);
@@ -41,7 +42,7 @@ test('a message stays in its room, and so do the people', async ({ browser }) =>
     .poll(async () => (await (await bob.request.get('/get_online_users/?room=lobby')).json()).online_users)
     .not.toContain(annName);
 
-  const inRust = `only in rust ${Date.now()}`;
+  const inRust = `only in ${room} ${Date.now()}`;
   await send(ann, inRust);
   await expect(ann.locator('#messages li.message.mine:not(.pending)').filter({ hasText: inRust })).toHaveCount(1);
   // Messages go out in the order they are stored: once Bob's later lobby
@@ -52,44 +53,45 @@ test('a message stays in its room, and so do the people', async ({ browser }) =>
   await expect(messageText(bob, inRust)).toHaveCount(0);
   await expect(messageText(ann, inLobby)).toHaveCount(0);
 
-  // In rust, Bob finds Ann's message in the history and Ann among the people.
-  await enter(bob, '/chat/rust/');
+  // In the room, Bob finds Ann's message in the history and Ann among the people.
+  await enterRoom(bob, room);
   await expect(messageText(bob, inRust)).toHaveCount(1);
   await expect(messageText(bob, inLobby)).toHaveCount(0);
   await expect(sidebarEntry(bob, annName)).toHaveCount(1);
   await expect(sidebarEntry(ann, bobName)).toHaveCount(1);
-  const live = `live in rust ${Date.now()}`;
+  const live = `live in ${room} ${Date.now()}`;
   await send(ann, live);
   await expect(messageText(bob, live)).toHaveCount(1);
 
-  // Back in the lobby, its history holds none of rust's messages.
-  await enter(bob, '/chat/');
+  // Back in the lobby, its history holds none of the room's messages.
+  await enterRoom(bob, 'lobby');
   await expect(messageText(bob, inLobby)).toHaveCount(1);
   await expect(messageText(bob, inRust)).toHaveCount(0);
   await expect(messageText(bob, live)).toHaveCount(0);
 });
 
 test('the room list marks the room on screen and opens new ones', async ({ browser }) => {
+  const room = uniqueRoom('rust');
   const page = await person(browser, uniqueName('Rom'));
   await expect(currentRoom(page)).toHaveCount(1);
   await expect(currentRoom(page)).toHaveText('lobby');
-  await expect(roomLink(page, 'lobby')).toHaveAttribute('href', '/chat/');
+  await expect(currentRoom(page)).toHaveAttribute('href', '/chat/');
   await expect(page).toHaveTitle(/lobby/);
 
-  await enter(page, '/chat/rust/');
+  await enterRoom(page, room);
   await expect(currentRoom(page)).toHaveCount(1);
-  await expect(roomLink(page, 'rust')).toHaveAttribute('aria-current', 'page');
-  await expect(roomLink(page, 'rust')).toHaveAttribute('href', '/chat/rust/');
-  await expect(page).toHaveTitle(/#rust/);
+  await expect(roomLinkTo(page, room)).toHaveAttribute('aria-current', 'page');
+  await expect(roomLinkTo(page, room)).toHaveText(room);
+  await expect(page).toHaveTitle(`#${room} · Chat`);
 
   // A room link loads the room's own page.
-  await roomLink(page, 'lobby').click();
+  await roomLinkTo(page, 'lobby').click();
   await expect(page).toHaveURL(/\/chat\/$/);
   await connected(page);
-  await expect(roomLink(page, 'lobby')).toHaveAttribute('aria-current', 'page');
-  // rust was visited: the server lists it.
-  await expect(roomLink(page, 'rust')).toBeVisible();
-  await expect(roomLink(page, 'rust')).not.toHaveAttribute('aria-current');
+  await expect(roomLinkTo(page, 'lobby')).toHaveAttribute('aria-current', 'page');
+  // The room was visited: the server lists it.
+  await expect(roomLinkTo(page, room)).toBeVisible();
+  await expect(roomLinkTo(page, room)).not.toHaveAttribute('aria-current');
 
   const form = page.getByRole('form', { name: 'Open a room' });
   const field = form.getByRole('textbox', { name: 'Room name' });
@@ -105,7 +107,7 @@ test('the room list marks the room on screen and opens new ones', async ({ brows
   await expect(page).toHaveURL(/\/chat\/go-team\/$/);
   await connected(page);
   await expect(currentRoom(page)).toHaveText('go-team');
-  await expect(roomLink(page, 'lobby')).toBeVisible();
+  await expect(roomLinkTo(page, 'lobby')).toBeVisible();
 });
 
 test('the "Open a room" form works without JavaScript', async ({ browser }) => {

@@ -12,9 +12,11 @@ CREATE TABLE rooms (
 INSERT INTO rooms (name, last_id) SELECT room, MAX(id) FROM messages GROUP BY room;
 CREATE INDEX rooms_last_id ON rooms (last_id);
 
--- The rooms a session has opened; they go with the session.
+-- The rooms a session has opened, and the newest message id it has read
+-- in each (unread counts start after it); they go with the session.
 CREATE TABLE visits (
     session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
     room TEXT NOT NULL,
+    last_read INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (session_id, room)
 ) WITHOUT ROWID;

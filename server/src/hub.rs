@@ -26,6 +26,7 @@ use crate::{
     metrics::Metrics,
     persister::{self, Persister, Submission},
     presence::{Left, Presence, Rate},
+    reads::Reads,
     recent::Recent,
     session::SessionId,
     store::{SessionRecord, SessionRow, Store, StoreError},
@@ -104,6 +105,7 @@ struct Inner {
     store: Arc<dyn Store>,
     persister: mpsc::Sender<Submission>,
     stop_persister: Arc<Notify>,
+    reads: Arc<Reads>,
     metrics: Arc<Metrics>,
     grace: Duration,
     unclaimed_name: Duration,
@@ -196,6 +198,7 @@ impl Hub {
             max_batch: persister::batch_for(config.queue_depth),
         };
         let handle = tokio::spawn(writer.run(rx, stop.clone()));
+        let reads = Reads::start(store.clone());
         let hub = Self {
             inner: Arc::new(Inner {
                 presence,
@@ -205,6 +208,7 @@ impl Hub {
                 store,
                 persister: tx,
                 stop_persister: stop,
+                reads,
                 metrics,
                 grace: config.grace(),
                 unclaimed_name: config.unclaimed_name(),
@@ -311,18 +315,43 @@ impl Hub {
         }
     }
 
-    /// The rooms for a session's room list: the lobby, the rooms it opened
-    /// and the rooms with the newest messages, the lobby first, then by name.
-    pub async fn rooms(&self, session: &SessionId) -> Result<Vec<String>, StoreError> {
+    /// The rooms for a session's room list with their unread counts: the
+    /// lobby, the rooms it opened and the rooms with the newest messages,
+    /// the lobby first, then by name. Visits and read marks are written
+    /// first, so the counts take every `read` handled so far.
+    pub async fn rooms(&self, session: &SessionId) -> Result<Vec<(String, u64)>, StoreError> {
+        self.inner.reads.flush().await?;
         let mut rooms = self
             .inner
             .store
             .rooms(session.as_str(), LISTED_ROOMS)
             .await?;
-        rooms.retain(|room| room != app::room::LOBBY);
-        rooms.sort();
-        rooms.insert(0, app::room::LOBBY.to_string());
+        let lobby = rooms
+            .iter()
+            .position(|(room, _)| room == app::room::LOBBY)
+            .map_or((app::room::LOBBY.to_string(), 0), |at| rooms.remove(at));
+        rooms.insert(0, lobby);
         Ok(rooms)
+    }
+
+    /// The user has read `room` up to `id` (at most the newest id).
+    pub fn mark_read(&self, session: &SessionId, room: &Arc<str>, id: i64) {
+        let id = id.min(lock(&self.inner.recent).newest_id());
+        self.inner.reads.mark(session, room, id);
+    }
+
+    /// Writes the visits and read marks not yet stored (at shutdown).
+    pub async fn flush_reads(&self) -> Result<(), StoreError> {
+        self.inner.reads.flush().await
+    }
+
+    /// The user is typing in `room`: the room hears of it, at most once a
+    /// second per user and room.
+    pub fn typing(&self, session: &SessionId, room: &str) {
+        let name = self.presence().typing(session, room, Instant::now());
+        if let Some(username) = name {
+            self.publish(room, &ServerFrame::Typing { username });
+        }
     }
 
     /// A socket of `session` opened in `room`: registers it, checks the
@@ -404,19 +433,16 @@ impl Hub {
                 .await
                 .map_err(Refused::Store)?;
         }
-        if attached.renamed || attached.joined {
-            // For the room list and the name a session comes back to; a
-            // failure here costs a room in the list, not the socket.
+        // For the room list: what is in the room now counts as read on a
+        // first visit (the welcome shows it).
+        let newest = lock(&self.inner.recent).newest_id();
+        self.inner.reads.visit(&id, &room, newest);
+        if attached.renamed {
             let store = self.inner.store.clone();
-            let name = attached.renamed.then(|| guard.name.clone());
+            let name = guard.name.clone();
             tokio::spawn(async move {
-                if let Some(name) = name {
-                    if let Err(error) = store.rename_session(id.as_str(), &name).await {
-                        tracing::warn!(%error, "could not store a session's new name");
-                    }
-                }
-                if let Err(error) = store.visit(id.as_str(), &room).await {
-                    tracing::warn!(%error, "could not store a visit to a room");
+                if let Err(error) = store.rename_session(id.as_str(), &name).await {
+                    tracing::warn!(%error, "could not store a session's new name");
                 }
             });
         }
@@ -633,11 +659,19 @@ mod tests {
         async fn delete_session(&self, id: &str) -> Result<bool, StoreError> {
             self.inner.delete_session(id).await
         }
-        async fn visit(&self, session: &str, room: &str) -> Result<(), StoreError> {
-            self.inner.visit(session, room).await
-        }
-        async fn rooms(&self, session: &str, limit: usize) -> Result<Vec<String>, StoreError> {
+        async fn rooms(
+            &self,
+            session: &str,
+            limit: usize,
+        ) -> Result<Vec<(String, u64)>, StoreError> {
             self.inner.rooms(session, limit).await
+        }
+        async fn record_reads(
+            &self,
+            visits: &[crate::store::ReadMark],
+            marks: &[crate::store::ReadMark],
+        ) -> Result<(), StoreError> {
+            self.inner.record_reads(visits, marks).await
         }
         async fn append(&self, batch: &[NewMessage]) -> Result<Vec<Appended>, StoreError> {
             self.inner.append(batch).await

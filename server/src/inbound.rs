@@ -4,6 +4,16 @@
 use app::protocol::{ClientFrame, ErrorCode, MAX_CLIENT_ID_CHARS, MAX_MESSAGE_CHARS};
 use serde::Deserialize;
 
+/// A frame that passed its checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inbound {
+    Message(Incoming),
+    /// The user is typing: forwarded to the room, never stored.
+    Typing,
+    /// The user has seen the room up to this message id.
+    Read(i64),
+}
+
 /// A message worth storing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Incoming {
@@ -32,17 +42,27 @@ impl Refusal {
 }
 
 /// Decodes and checks one text frame.
-pub fn decode(text: &str) -> Result<Incoming, Refusal> {
-    let (message, client_id) = match serde_json::from_str::<ClientFrame>(text) {
-        Ok(ClientFrame::Message { message, client_id }) => (message, client_id),
-        Err(_) => {
-            return Err(Refusal::new(
-                ErrorCode::BadFrame,
-                r#"Not a frame this server knows: send {"type":"message","message":"..."}"#,
-                loose_client_id(text),
-            ))
+pub fn decode(text: &str) -> Result<Inbound, Refusal> {
+    match serde_json::from_str::<ClientFrame>(text) {
+        Ok(ClientFrame::Message { message, client_id }) => {
+            check_message(message, client_id).map(Inbound::Message)
         }
-    };
+        Ok(ClientFrame::Typing) => Ok(Inbound::Typing),
+        Ok(ClientFrame::Read { id }) if id >= 0 => Ok(Inbound::Read(id)),
+        Ok(ClientFrame::Read { .. }) => Err(Refusal::new(
+            ErrorCode::BadFrame,
+            "read needs a message id",
+            None,
+        )),
+        Err(_) => Err(Refusal::new(
+            ErrorCode::BadFrame,
+            r#"Not a frame this server knows: send {"type":"message","message":"..."}, {"type":"typing"} or {"type":"read","id":N}"#,
+            loose_client_id(text),
+        )),
+    }
+}
+
+fn check_message(message: String, client_id: Option<String>) -> Result<Incoming, Refusal> {
     if let Some(id) = &client_id {
         if id.is_empty()
             || id.chars().count() > MAX_CLIENT_ID_CHARS
@@ -107,6 +127,33 @@ mod tests {
         decode(text).err().map(|r| r.code)
     }
 
+    /// The message a frame carries, if it is a message that passed.
+    fn message(text: &str) -> Result<Incoming, Refusal> {
+        decode(text).map(|inbound| match inbound {
+            Inbound::Message(incoming) => incoming,
+            other => panic!("not a message: {other:?}"),
+        })
+    }
+
+    #[test]
+    fn typing_and_read_frames_decode() {
+        assert_eq!(decode(r#"{"type":"typing"}"#), Ok(Inbound::Typing));
+        assert_eq!(
+            decode(r#"{"type":"typing","message":"ignored"}"#),
+            Ok(Inbound::Typing)
+        );
+        assert_eq!(decode(r#"{"type":"read","id":42}"#), Ok(Inbound::Read(42)));
+        assert_eq!(
+            code(r#"{"type":"read","id":-1}"#),
+            Some(ErrorCode::BadFrame)
+        );
+        assert_eq!(
+            code(r#"{"type":"read","id":"7"}"#),
+            Some(ErrorCode::BadFrame)
+        );
+        assert_eq!(code(r#"{"type":"read"}"#), Some(ErrorCode::BadFrame));
+    }
+
     #[test]
     fn every_bad_frame_gets_its_documented_code() {
         assert_eq!(code("not json"), Some(ErrorCode::BadFrame));
@@ -139,11 +186,11 @@ mod tests {
 
     #[test]
     fn text_is_kept_as_text() {
-        let ok = decode(r#"{"type":"message","message":" <img src=x onerror=alert(1)>\nline\ttab ","username":"Eve"}"#)
+        let ok = message(r#"{"type":"message","message":" <img src=x onerror=alert(1)>\nline\ttab ","username":"Eve"}"#)
             .unwrap();
         assert_eq!(ok.message, "<img src=x onerror=alert(1)>\nline\ttab");
         assert_eq!(
-            decode(&format!(
+            message(&format!(
                 r#"{{"type":"message","message":"{}"}}"#,
                 "é".repeat(2_000)
             ))
@@ -183,7 +230,12 @@ mod tests {
     /// extra fields.
     fn frame() -> impl Strategy<Value = serde_json::Value> {
         (
-            prop_oneof![Just("message".to_string()), any::<String>()],
+            prop_oneof![
+                Just("message".to_string()),
+                Just("typing".to_string()),
+                Just("read".to_string()),
+                any::<String>()
+            ],
             proptest::option::of(prop_oneof![
                 any::<String>().prop_map(serde_json::Value::from),
                 json_value(),
@@ -214,7 +266,9 @@ mod tests {
         fn structured_frames_get_a_documented_answer(frame in frame()) {
             let text = frame.to_string();
             match decode(&text) {
-                Ok(incoming) => {
+                Ok(Inbound::Typing) => prop_assert_eq!(frame["type"].as_str(), Some("typing")),
+                Ok(Inbound::Read(_)) => prop_assert_eq!(frame["type"].as_str(), Some("read")),
+                Ok(Inbound::Message(incoming)) => {
                     prop_assert_eq!(frame["type"].as_str(), Some("message"));
                     let message = frame["message"].as_str().unwrap_or_default();
                     prop_assert_eq!(incoming.message.as_str(), message.trim());
@@ -233,7 +287,8 @@ mod tests {
         #[test]
         fn arbitrary_text_never_panics(text in any::<String>()) {
             match decode(&text) {
-                Ok(incoming) => prop_assert!(!incoming.message.is_empty()),
+                Ok(Inbound::Message(incoming)) => prop_assert!(!incoming.message.is_empty()),
+                Ok(_) => {}
                 Err(refusal) => prop_assert!(!refusal.message.is_empty()),
             }
         }
@@ -241,7 +296,7 @@ mod tests {
         #[test]
         fn arbitrary_messages_get_a_documented_answer(message in any::<String>(), id in proptest::option::of("[a-z0-9-]{1,64}")) {
             let frame = serde_json::json!({"type": "message", "message": message, "client_id": id}).to_string();
-            match decode(&frame) {
+            match self::message(&frame) {
                 Ok(incoming) => {
                     prop_assert_eq!(incoming.message.as_str(), message.trim());
                     prop_assert_eq!(incoming.client_id, id);

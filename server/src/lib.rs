@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod names;
 pub mod persister;
 pub mod presence;
+pub mod reads;
 pub mod recent;
 pub mod routes;
 pub mod security;
@@ -133,6 +134,9 @@ pub async fn serve(
     hub.shut_down();
     hub.connections().drained(SOCKETS_CLOSE_WITHIN).await;
     let unstored = writer.await.context("the message writer failed")?;
+    if let Err(error) = hub.flush_reads().await {
+        tracing::warn!(%error, "could not store the last read marks");
+    }
     if unstored > 0 {
         anyhow::bail!(
             "{unstored} accepted messages could not be stored; their senders were told to resend"

@@ -13,8 +13,10 @@
 
 use std::{
     collections::{BTreeSet, HashMap, VecDeque},
-    time::Instant,
+    time::{Duration, Instant},
 };
+
+use app::protocol::TYPING_EVERY_MS;
 
 use crate::{names::fold, session::SessionId};
 
@@ -38,16 +40,22 @@ struct Holder {
 #[derive(Debug)]
 struct Seat {
     sockets: usize,
+    /// When a `typing` of theirs in the room was last passed on.
+    typed_at: Option<Instant>,
     /// Changes whenever a socket joins or the last one leaves; a grace timer
     /// armed at an older epoch is stale.
     epoch: u64,
 }
 
+/// The least time between two `typing` frames passed on for one user:
+/// below the client's own pace, so an honest client is never thinned out.
+const TYPING_GAP: Duration = Duration::from_millis(TYPING_EVERY_MS as u64 / 2);
+
 /// How many of a user's newest `client_id`s are remembered: more than a
 /// browser keeps unacknowledged across a reconnect.
 const STORED_IDS: usize = 64;
 
-/// The rate limit: a token bucket per user.
+/// A rate for a [`TokenBucket`]: the message limit per user, for one.
 #[derive(Debug, Clone, Copy)]
 pub struct Rate {
     pub per_sec: f64,
@@ -55,20 +63,21 @@ pub struct Rate {
 }
 
 #[derive(Debug)]
-struct TokenBucket {
+pub struct TokenBucket {
     tokens: f64,
     at: Instant,
 }
 
 impl TokenBucket {
-    fn full(rate: Rate) -> Self {
+    pub fn full(rate: Rate) -> Self {
         Self {
             tokens: rate.burst,
             at: Instant::now(),
         }
     }
 
-    fn take(&mut self, rate: Rate, now: Instant) -> bool {
+    /// Takes a token if there is one.
+    pub fn take(&mut self, rate: Rate, now: Instant) -> bool {
         let refill = now.saturating_duration_since(self.at).as_secs_f64() * rate.per_sec;
         self.tokens = (self.tokens + refill).min(rate.burst);
         self.at = now;
@@ -101,8 +110,6 @@ pub struct Left {
     pub name: String,
     /// The rooms they were listed in: announce `user_left` in each.
     pub rooms: Vec<String>,
-    /// The name is free again.
-    pub released: bool,
 }
 
 #[derive(Debug)]
@@ -233,10 +240,11 @@ impl Presence {
         if holder.seats.is_empty() {
             self.online.insert(holder.name.clone());
         }
-        let seat = holder
-            .seats
-            .entry(room.to_string())
-            .or_insert(Seat { sockets: 0, epoch });
+        let seat = holder.seats.entry(room.to_string()).or_insert(Seat {
+            sockets: 0,
+            typed_at: None,
+            epoch,
+        });
         let joined = seat.sockets == 0 && seat.epoch == epoch;
         seat.sockets += 1;
         seat.epoch = epoch;
@@ -297,7 +305,6 @@ impl Presence {
         Some(Left {
             name,
             rooms: vec![room.to_string()],
-            released: false,
         })
     }
 
@@ -334,7 +341,6 @@ impl Presence {
         Some(Left {
             name: holder.name,
             rooms,
-            released: true,
         })
     }
 
@@ -376,6 +382,21 @@ impl Presence {
         resend || holder.bucket.take(rate, now)
     }
 
+    /// The user is typing in `room`: their name, if it is time to tell the
+    /// room again (a flood is passed on once per [`TYPING_GAP`]).
+    pub fn typing(&mut self, session: &SessionId, room: &str, now: Instant) -> Option<String> {
+        let holder = self.holder_mut(session)?;
+        let seat = holder.seats.get_mut(room)?;
+        if seat
+            .typed_at
+            .is_some_and(|at| now.saturating_duration_since(at) < TYPING_GAP)
+        {
+            return None;
+        }
+        seat.typed_at = Some(now);
+        Some(holder.name.clone())
+    }
+
     /// A message of the session's with this `client_id` is stored.
     pub fn remember_stored(&mut self, session: &SessionId, client_id: &str) {
         if let Some(holder) = self.holder_mut(session) {
@@ -396,7 +417,6 @@ impl Presence {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     const RATE: Rate = Rate {
         per_sec: 5.0,
@@ -462,12 +482,16 @@ mod tests {
         assert!(!p.allow_frame(&sid("a"), Some("sent"), now));
     }
 
-    fn left(name: &str, rooms: &[&str], released: bool) -> Option<Left> {
+    fn left(name: &str, rooms: &[&str]) -> Option<Left> {
         Some(Left {
             name: name.into(),
             rooms: rooms.iter().map(|r| r.to_string()).collect(),
-            released,
         })
+    }
+
+    /// Whether the session still holds a name.
+    fn holds(p: &Presence, session: &str) -> bool {
+        p.by_session.contains_key(&sid(session))
     }
 
     #[test]
@@ -496,8 +520,9 @@ mod tests {
         let epoch = p.detach(&sid("a"), "lobby").unwrap();
         assert_eq!(
             p.expire_seat(&sid("a"), "lobby", epoch),
-            left("Ann", &["lobby"], true)
+            left("Ann", &["lobby"])
         );
+        assert!(!holds(&p, "a"));
         assert!(p.online().is_empty());
         assert!(p.online_in("lobby").is_empty());
     }
@@ -531,15 +556,17 @@ mod tests {
         assert_eq!(p.online_in("rust"), ["Ann"]);
         assert_eq!(
             p.expire_seat(&sid("a"), "rust", epoch),
-            left("Ann", &["rust"], false)
+            left("Ann", &["rust"])
         );
+        assert!(holds(&p, "a"), "still in the lobby: the name stays");
         assert!(p.online_in("rust").is_empty());
         assert_eq!(p.online_in("lobby"), ["Ann", "Bob"]);
         // A logout leaves every room at once.
         assert!(p.attach(&sid("a"), "go", "Ann", "Ann", 10).unwrap().joined);
         let mut gone = p.release(&sid("a")).unwrap();
         gone.rooms.sort();
-        assert_eq!(Some(gone), left("Ann", &["go", "lobby"], true));
+        assert_eq!(Some(gone), left("Ann", &["go", "lobby"]));
+        assert!(!holds(&p, "a"));
         assert_eq!(p.online(), ["Bob"]);
         assert!(p.online_in("go").is_empty());
     }
@@ -548,7 +575,8 @@ mod tests {
     fn a_name_never_connected_is_freed_by_its_timer_only() {
         let mut p = Presence::new(RATE);
         let (_, epoch) = p.claim(sid("a"), "Ann");
-        assert_eq!(p.expire(&sid("a"), epoch), left("Ann", &[], true));
+        assert_eq!(p.expire(&sid("a"), epoch), left("Ann", &[]));
+        assert!(!holds(&p, "a"));
         let (_, epoch) = p.claim(sid("b"), "Bob");
         p.attach(&sid("b"), "lobby", "Bob", "Bob", 10).unwrap();
         assert_eq!(p.expire(&sid("b"), epoch), None);
@@ -576,6 +604,30 @@ mod tests {
         p.claim(sid("b"), "Ann");
         let back = p.attach(&sid("a"), "lobby", "Ann", "Ann", 10).unwrap();
         assert_eq!((back.name.as_str(), back.renamed), ("Ann1", true));
+    }
+
+    #[test]
+    fn typing_is_passed_on_at_most_once_a_second_per_room() {
+        let mut p = Presence::new(RATE);
+        p.claim(sid("a"), "Ann");
+        p.attach(&sid("a"), "lobby", "Ann", "Ann", 10).unwrap();
+        p.attach(&sid("a"), "rust", "Ann", "Ann", 10).unwrap();
+        let start = Instant::now();
+        assert_eq!(p.typing(&sid("a"), "lobby", start).as_deref(), Some("Ann"));
+        let flood = (1..100)
+            .filter(|ms| {
+                p.typing(&sid("a"), "lobby", start + Duration::from_millis(*ms))
+                    .is_some()
+            })
+            .count();
+        assert_eq!(flood, 0);
+        // Another room has its own pace.
+        assert_eq!(p.typing(&sid("a"), "rust", start).as_deref(), Some("Ann"));
+        let later = start + TYPING_GAP;
+        assert_eq!(p.typing(&sid("a"), "lobby", later).as_deref(), Some("Ann"));
+        assert_eq!(p.typing(&sid("nobody"), "lobby", later), None);
+        // Not in a room: nobody there to tell.
+        assert_eq!(p.typing(&sid("a"), "go", later), None);
     }
 
     #[test]

@@ -284,7 +284,10 @@ async fn rooms(
     let id = session::SessionId::from_stored(&session.id);
     let rooms = state.hub.rooms(&id).await?;
     Ok(Json(RoomList {
-        rooms: rooms.into_iter().map(|name| RoomSummary { name }).collect(),
+        rooms: rooms
+            .into_iter()
+            .map(|(name, unread)| RoomSummary { name, unread })
+            .collect(),
     }))
 }
 

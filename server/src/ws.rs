@@ -38,8 +38,9 @@ use crate::{
     connections::{Closer, Link, Outgoing, Queue},
     error::AppError,
     hub::Hub,
-    inbound,
+    inbound::{self, Inbound},
     persister::Submission,
+    presence::{Rate, TokenBucket},
     security,
     session::SessionId,
     state::AppState,
@@ -68,6 +69,13 @@ const WRITE_BATCH: usize = 64;
 /// socket is closed with 1008: a client that paces itself never gets near
 /// it, a flood stops costing parses.
 const FLOOD_STRIKES: u32 = 50;
+/// `typing` and `read` frames a socket may send, a second and in a burst:
+/// a client sends each at most every 2 s. They have an allowance of their
+/// own, so they never take a message's place in the rate limit.
+const SIGNALS: Rate = Rate {
+    per_sec: 2.0,
+    burst: 6.0,
+};
 
 pub async fn upgrade(
     State(state): State<AppState>,
@@ -383,7 +391,7 @@ struct Reader<'a> {
     hub: &'a Hub,
     link: &'a Link,
     author: &'a SessionId,
-    room: &'a str,
+    room: &'a Arc<str>,
     username: &'a str,
     rate_per_sec: f64,
 }
@@ -399,6 +407,7 @@ impl Reader<'_> {
         // Refusals for rate, less one for each frame allowed: a client that
         // paces itself stays near zero, a flood climbs whatever its speed.
         let mut strikes: u32 = 0;
+        let mut signals = TokenBucket::full(SIGNALS);
         loop {
             let item = tokio::select! {
                 item = stream.next() => item,
@@ -406,7 +415,7 @@ impl Reader<'_> {
             };
             heard.touch();
             let allowed = match &item {
-                Some(Ok(Message::Text(text))) => self.on_text(text.as_str()).await,
+                Some(Ok(Message::Text(text))) => self.on_text(text.as_str(), &mut signals).await,
                 // Control frames are frames too: a browser sends a pong per
                 // server ping, one token every 20 s.
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
@@ -451,11 +460,30 @@ impl Reader<'_> {
         }
     }
 
-    /// Answers one text frame. Every frame costs a token from the user's
-    /// rate budget, whatever it holds (only the resend of a message already
-    /// stored is free); false when there was none left.
-    async fn on_text(&self, text: &str) -> bool {
-        let decoded = inbound::decode(text);
+    /// Answers one text frame. Every message or refused frame costs a token
+    /// from the user's rate budget (only the resend of a message already
+    /// stored is free); `typing` and `read` come out of the socket's own
+    /// allowance and are dropped without an answer when it is spent. False
+    /// when the frame was over its budget.
+    async fn on_text(&self, text: &str, signals: &mut TokenBucket) -> bool {
+        let decoded = match inbound::decode(text) {
+            Ok(Inbound::Message(incoming)) => Ok(incoming),
+            Ok(Inbound::Typing) => {
+                let allowed = signals.take(SIGNALS, std::time::Instant::now());
+                if allowed {
+                    self.hub.typing(self.author, self.room);
+                }
+                return allowed;
+            }
+            Ok(Inbound::Read(id)) => {
+                let allowed = signals.take(SIGNALS, std::time::Instant::now());
+                if allowed {
+                    self.hub.mark_read(self.author, self.room, id);
+                }
+                return allowed;
+            }
+            Err(refusal) => Err(refusal),
+        };
         let client_id = match &decoded {
             Ok(incoming) => incoming.client_id.as_deref(),
             Err(_) => None,

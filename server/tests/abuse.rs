@@ -427,3 +427,58 @@ async fn behind_https_the_session_cookie_is_secure() {
     let cookie = common::set_cookie(&response).expect("a session cookie");
     assert!(!cookie.contains("Secure"), "{cookie}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_frames_without_a_message_id_get_bad_frame() {
+    let mut room = Room::open().await;
+    for frame in [
+        r#"{"type":"read"}"#,
+        r#"{"type":"read","id":-5}"#,
+        r#"{"type":"read","id":"7"}"#,
+    ] {
+        assert_eq!(
+            room.expect_error_code(frame).await,
+            ErrorCode::BadFrame,
+            "{frame}"
+        );
+    }
+    room.assert_room_carries_on(true).await;
+    room.assert_offender_can_still_talk().await;
+}
+
+/// Thirty `typing` frames at once: the room hears of it once a second at
+/// most, the flooder gets no error for it (typing is not a message) and can
+/// still talk, and everyone else carries on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_typing_flood_reaches_the_room_once_a_second_at_most() {
+    let mut room = Room::open().await;
+    let started = Instant::now();
+    for _ in 0..30 {
+        room.offender.send_text(r#"{"type":"typing"}"#).await;
+    }
+    // A socket's frames are handled in order: when this message arrives,
+    // every typing frame before it has been handled.
+    room.offender.say("done typing").await;
+    let (before, _) = room
+        .bystander
+        .frames_until(|f| matches!(f, ServerFrame::Message(m) if m.message == "done typing"))
+        .await;
+    let seconds = started.elapsed().as_secs() as usize;
+    let typing = before
+        .iter()
+        .filter(|f| matches!(f, ServerFrame::Typing { username } if username == "Mallory"))
+        .count();
+    assert!(
+        (1..=1 + seconds).contains(&typing),
+        "{typing} typing frames passed on in {seconds} s: {before:?}"
+    );
+    let (seen, _) = room
+        .offender
+        .frames_until(|f| matches!(f, ServerFrame::Message(m) if m.message == "done typing"))
+        .await;
+    assert!(
+        !seen.iter().any(|f| matches!(f, ServerFrame::Error { .. })),
+        "typing over its allowance is dropped quietly: {seen:?}"
+    );
+    room.assert_room_carries_on(true).await;
+}

@@ -6,7 +6,8 @@ use crate::protocol::MAX_MESSAGE_CHARS;
 /// Show the remaining-characters counter once this close to the limit.
 const COUNTER_FROM: usize = MAX_MESSAGE_CHARS - 200;
 
-/// The message box: Enter sends, Shift+Enter adds a line.
+/// The message box: Enter sends, Shift+Enter adds a line. Typing in it
+/// lets the room know (see [`ChatState::typed`]).
 #[component]
 pub fn Composer() -> impl IntoView {
     let chat = expect_context::<ChatState>();
@@ -29,7 +30,7 @@ pub fn Composer() -> impl IntoView {
 
     view! {
         <form
-            class="composer mt-3"
+            class="composer"
             on:submit=move |ev| {
                 ev.prevent_default();
                 send();
@@ -54,7 +55,14 @@ pub fn Composer() -> impl IntoView {
                     placeholder="Write a message…"
                     aria-label="Message"
                     prop:value=move || text.get()
-                    on:input=move |ev| text.set(event_target_value(&ev))
+                    on:input=move |ev| {
+                        let typed = event_target_value(&ev);
+                        // Emptying the box is not typing.
+                        if !typed.trim().is_empty() {
+                            chat.typed.notify();
+                        }
+                        text.set(typed);
+                    }
                     on:keydown=move |ev| {
                         if ev.key() == "Enter" && !ev.shift_key() && !ev.is_composing() {
                             ev.prevent_default();

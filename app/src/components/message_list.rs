@@ -1,35 +1,67 @@
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use leptos::either::Either;
 use leptos::prelude::*;
 
 use crate::chat_state::{ChatState, Pending};
+use crate::components::linkify::{pieces, Piece};
+use crate::components::timestamp::{self, Local};
 use crate::protocol::ChatMessage;
 
 /// How close to the bottom (in pixels) still counts as "reading the newest".
 const NEAR_BOTTOM_PX: i32 = 80;
+/// Messages from one person this close together form one group, under one
+/// name.
+const GROUP_WITHIN_MS: i64 = 5 * 60 * 1_000;
 
 /// The room's messages, oldest first, then the user's own pending ones.
+///
+/// While the reader is at the newest end, new messages keep it there. A
+/// reader who scrolled up to older ones stays where they are, and a "New
+/// messages" button at the bottom says that more came and takes them down.
 #[component]
 pub fn MessageList() -> impl IntoView {
     let chat = expect_context::<ChatState>();
     let list = NodeRef::<leptos::html::Div>::new();
+    let unseen = RwSignal::new(false);
 
-    // Follow the newest message while the reader is at the bottom; leave the
-    // list alone while they read older ones.
-    let at_bottom = StoredValue::new(true);
     let on_scroll = move |_| {
         if let Some(el) = list.get_untracked() {
             let gap = el.scroll_height() - el.scroll_top() - el.client_height();
-            at_bottom.set_value(gap < NEAR_BOTTOM_PX);
+            let at_bottom = gap < NEAR_BOTTOM_PX;
+            if chat.at_bottom.get_untracked() != at_bottom {
+                chat.at_bottom.set(at_bottom);
+            }
+            if at_bottom && unseen.get_untracked() {
+                unseen.set(false);
+            }
         }
     };
+    let scroll_down = move || {
+        request_animation_frame(move || {
+            if let Some(el) = list.get_untracked() {
+                el.set_scroll_top(el.scroll_height());
+            }
+        });
+    };
+
+    // The newest id and the number of pending messages, as last seen.
+    let seen = StoredValue::new((None::<i64>, 0usize));
     Effect::new(move |_| {
-        chat.messages.track();
-        chat.pending.track();
-        if at_bottom.get_value() {
-            request_animation_frame(move || {
-                if let Some(el) = list.get_untracked() {
-                    el.set_scroll_top(el.scroll_height());
-                }
-            });
+        let newest = chat.messages.with(|messages| messages.last().map(|m| m.id));
+        let pending = chat.pending.with(Vec::len);
+        let (was_newest, was_pending) = seen.get_value();
+        seen.set_value((newest, pending));
+        // Sending a message brings the reader to it; otherwise the list
+        // follows only a reader at the bottom.
+        if pending > was_pending || chat.at_bottom.get_untracked() {
+            scroll_down();
+            if unseen.get_untracked() {
+                unseen.set(false);
+            }
+        } else if newest > was_newest {
+            unseen.set(true);
         }
     });
 
@@ -38,48 +70,246 @@ pub fn MessageList() -> impl IntoView {
         crate::ws_client::load_earlier(chat);
     };
 
+    // Each message is laid out once, when it arrives; a change of the list
+    // hands `<For>` the rows (shared, not copied) to match by key.
+    let layout = StoredValue::new(Layout::default());
+    let rows = move || {
+        chat.messages.with(|messages| {
+            layout.update_value(|layout| layout.update(messages, timestamp::local));
+        });
+        layout.with_value(|layout| layout.rows.clone())
+    };
+    let today = follow_today();
+
     view! {
-        <div class="card shadow-sm flex-grow-1 overflow-auto message-scroller" node_ref=list on:scroll=on_scroll>
-            <div class="card-body">
-                <Show when=move || chat.has_older.get()>
-                    <div class="text-center mb-3">
-                        <button type="button" class="btn btn-link btn-sm" id="load-earlier" on:click=load_earlier>
-                            "Load earlier messages"
-                        </button>
-                    </div>
-                </Show>
-                <Show when=move || chat.messages.with(Vec::is_empty) && chat.pending.with(Vec::is_empty)>
-                    <p class="text-body-secondary text-center my-5" id="empty-room">"No messages yet. Say hello!"</p>
-                </Show>
-                <ol class="list-unstyled mb-0" id="messages" aria-live="polite">
-                    <For each=move || chat.messages.get() key=|m| m.id let:message>
-                        <MessageItem message/>
-                    </For>
-                    <For each=move || chat.pending.get() key=|p| (p.client_id.clone(), p.failed.clone()) let:pending>
-                        <PendingItem pending/>
-                    </For>
-                </ol>
+        <div class="message-pane">
+            <div class="card shadow-sm flex-grow-1 overflow-auto message-scroller" node_ref=list on:scroll=on_scroll>
+                <div class="card-body">
+                    <Show when=move || chat.has_older.get()>
+                        <div class="text-center mb-3">
+                            <button type="button" class="btn btn-link btn-sm" id="load-earlier" on:click=load_earlier>
+                                "Load earlier messages"
+                            </button>
+                        </div>
+                    </Show>
+                    <Show when=move || chat.messages.with(Vec::is_empty) && chat.pending.with(Vec::is_empty)>
+                        <p class="text-body-secondary text-center my-5" id="empty-room">"No messages yet. Say hello!"</p>
+                    </Show>
+                    <ol class="list-unstyled mb-0" id="messages" aria-live="polite">
+                        <For each=rows key=|row| (row.message.id, row.new_day, row.head) let:row>
+                            <MessageItem row today/>
+                        </For>
+                        <For each=move || chat.pending.get() key=|p| (p.client_id.clone(), p.failed.clone()) let:pending>
+                            <PendingItem pending/>
+                        </For>
+                    </ol>
+                </div>
             </div>
+            <Show when=move || unseen.get()>
+                <button
+                    type="button"
+                    class="btn btn-primary btn-sm rounded-pill shadow new-messages"
+                    id="new-messages"
+                    on:click=move |_| {
+                        unseen.set(false);
+                        scroll_down();
+                    }
+                >
+                    "New messages"
+                </button>
+            </Show>
         </div>
     }
     .into_any()
 }
 
+/// Today's date on the reader's clock, looked at again every minute, so
+/// that "Today" turns into "Yesterday" at midnight without waiting for a
+/// message. The server knows no today (see [`timestamp::today`]).
+fn follow_today() -> ReadSignal<Option<Local>> {
+    let today = RwSignal::new(timestamp::today());
+    #[cfg(feature = "hydrate")]
+    {
+        let look = move || {
+            let now = timestamp::today();
+            let day = |local: &Option<Local>| local.map(|local| local.day_number());
+            if today.with_untracked(day) != day(&now) {
+                today.set(now);
+            }
+        };
+        if let Ok(handle) = set_interval_with_handle(look, std::time::Duration::from_secs(60)) {
+            on_cleanup(move || handle.clear());
+        }
+    }
+    today.read_only()
+}
+
+/// A message with what its place in the list says about it.
+#[derive(Clone, Debug, PartialEq)]
+struct Row {
+    /// Shared with the layout: handing the rows over copies no text.
+    message: Arc<ChatMessage>,
+    /// When it was sent, on the reader's clock (if the time reads).
+    at: Option<Local>,
+    /// Whether it is the first of its day (and has a heading above it).
+    new_day: bool,
+    /// Whether it starts a group (and shows its author's name).
+    head: bool,
+}
+
+/// The messages laid out: a day heading before the first message of each
+/// day, and each person's run of messages (none more than
+/// [`GROUP_WITHIN_MS`] after the one before, on one day) under one name.
+///
+/// Kept from one change of the list to the next. The list only grows
+/// (merges insert, nothing is removed) or starts again from empty, so rows
+/// whose first and last ids are still in place are all still in place: new
+/// messages at the end, the common case, are laid out alone. Anything else
+/// (an older page, a fresh start) is laid out again from the top, without
+/// reading any known message's time again.
+#[derive(Debug, Default)]
+struct Layout {
+    rows: Vec<Row>,
+    /// The time of the latest message whose time reads.
+    last_at: Option<Local>,
+}
+
+impl Layout {
+    /// Brings the rows in line with `messages` (sorted by id, each once),
+    /// reading new messages' times with `local`.
+    fn update(&mut self, messages: &[ChatMessage], local: impl Fn(&str) -> Option<Local>) {
+        let kept = self.rows.len();
+        let id_at = |rows: &[Row], at: usize| rows.get(at).map(|row| row.message.id);
+        let in_place = kept <= messages.len()
+            && (kept == 0
+                || (id_at(&self.rows, 0) == Some(messages[0].id)
+                    && id_at(&self.rows, kept - 1) == Some(messages[kept - 1].id)));
+        if in_place {
+            for message in &messages[kept..] {
+                self.push(Arc::new(message.clone()), local(&message.sent_at));
+            }
+            return;
+        }
+        let mut known: HashMap<i64, Row> = std::mem::take(&mut self.rows)
+            .into_iter()
+            .map(|row| (row.message.id, row))
+            .collect();
+        self.last_at = None;
+        self.rows.reserve(messages.len());
+        for message in messages {
+            match known.remove(&message.id) {
+                Some(row) => self.push(row.message, row.at),
+                None => self.push(Arc::new(message.clone()), local(&message.sent_at)),
+            }
+        }
+    }
+
+    /// Lays out the next message, sent `at`.
+    fn push(&mut self, message: Arc<ChatMessage>, at: Option<Local>) {
+        let new_day = at.is_some_and(|at| self.last_at.is_none_or(|before| !at.same_day(&before)));
+        let head = new_day
+            || match (self.rows.last(), at) {
+                (Some(previous), Some(at)) => {
+                    previous.message.username != message.username
+                        || previous
+                            .at
+                            .is_none_or(|before| at.epoch_ms - before.epoch_ms > GROUP_WITHIN_MS)
+                }
+                _ => true,
+            };
+        self.last_at = at.or(self.last_at);
+        self.rows.push(Row {
+            message,
+            at,
+            new_day,
+            head,
+        });
+    }
+}
+
+/// Whether `text` names `@name` (any case), as a word of its own: "@bob,"
+/// and "hi @Bob" do, "@bobby", "@bob_x" and "bill@bob.example" do not.
+fn mentions(text: &str, name: &str) -> bool {
+    fn is_word(c: char) -> bool {
+        c.is_alphanumeric() || c == '_'
+    }
+    // The name goes on ("@bob-x", "@bob.x"); a sentence's "." or "-" alone does not.
+    fn goes_on(rest: &str) -> bool {
+        let mut chars = rest.chars();
+        match chars.next() {
+            Some(c) if is_word(c) => true,
+            Some('-' | '.') => chars.next().is_some_and(is_word),
+            _ => false,
+        }
+    }
+    if name.is_empty() || !text.contains('@') {
+        return false;
+    }
+    let text = text.to_lowercase();
+    let name = name.to_lowercase();
+    text.match_indices('@').any(|(at, _)| {
+        let starts_word = text[..at].chars().next_back().is_none_or(|c| !is_word(c));
+        let rest = &text[at + 1..];
+        starts_word && rest.starts_with(&name) && !goes_on(&rest[name.len()..])
+    })
+}
+
+/// A message's text: words as text nodes, addresses as links that open in a
+/// new tab and tell the site nothing about the chat.
+fn message_body(text: &str) -> impl IntoView {
+    pieces(text)
+        .into_iter()
+        .map(|piece| match piece {
+            Piece::Text(text) => Either::Left(text.to_string()),
+            Piece::Link(address) => Either::Right(view! {
+                <a href=address.to_string() target="_blank" rel="noopener noreferrer">{address.to_string()}</a>
+            }),
+        })
+        .collect::<Vec<_>>()
+}
+
 #[component]
-fn MessageItem(message: ChatMessage) -> impl IntoView {
+fn MessageItem(row: Row, today: ReadSignal<Option<Local>>) -> impl IntoView {
     let chat = expect_context::<ChatState>();
-    let author = message.username.clone();
-    let mine = move || chat.me.get().as_deref() == Some(author.as_str());
-    let time = local_time(&message.sent_at);
+    let Row {
+        message,
+        at,
+        new_day,
+        head,
+    } = row;
+    let id = message.id;
+    let username = message.username.clone();
+    let text = message.message.clone();
+    let sent_at = message.sent_at.clone();
+    let day = at
+        .filter(|_| new_day)
+        .map(|at| move || today.with(|today| at.day_heading(today.as_ref())));
+    let author = username.clone();
+    let mine = move || chat.me.with(|me| me.as_deref() == Some(author.as_str()));
+    let body = message_body(&text);
+    let mentioned = move || {
+        chat.me
+            .with(|me| me.as_deref().is_some_and(|me| mentions(&text, me)))
+    };
+    let mention_class = mentioned.clone();
+    let time = at.map(|at| at.clock());
+    let name = if head {
+        Either::Left(view! { <span class="message-author">{username}</span> })
+    } else {
+        // Shown once for the group; still read out for each message.
+        Either::Right(view! { <span class="visually-hidden">{username}</span> })
+    };
     view! {
-        <li class="message" class:mine=mine data-id=message.id>
+        {day.map(|day| view! { <li class="day-separator"><span>{day}</span></li> })}
+        <li class="message" class:mine=mine class:continued=!head class:mention=mention_class data-id=id>
             <div class="message-meta">
-                <span class="message-author">{message.username}</span>
-                <time class="message-time" datetime=message.sent_at.clone() title=message.sent_at>
+                {name}
+                <time class="message-time" datetime=sent_at.clone() title=sent_at>
                     {time}
                 </time>
+                {move || mentioned().then(|| view! { <span class="visually-hidden">"Mentions you"</span> })}
             </div>
-            <div class="message-text">{message.message}</div>
+            <div class="message-text">{body}</div>
         </li>
     }
     .into_any()
@@ -99,7 +329,7 @@ fn PendingItem(pending: Pending) -> impl IntoView {
                     {if is_failed { "not sent" } else { "sending…" }}
                 </span>
             </div>
-            <div class="message-text">{pending.text}</div>
+            <div class="message-text">{message_body(&pending.text)}</div>
             {failed.map(|why| {
                 let retry_id = client_id.clone();
                 let dismiss_id = client_id.clone();
@@ -123,21 +353,171 @@ fn PendingItem(pending: Pending) -> impl IntoView {
     .into_any()
 }
 
-/// "17:04" (or "1/12/2026 17:04" before today) in the reader's time zone;
-/// the server sends UTC.
-fn local_time(sent_at: &str) -> String {
-    #[cfg(feature = "hydrate")]
-    {
-        let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_str(sent_at));
-        if !date.get_time().is_nan() {
-            let time = format!("{:02}:{:02}", date.get_hours(), date.get_minutes());
-            let today = js_sys::Date::new_0().to_date_string() == date.to_date_string();
-            if today {
-                return time;
-            }
-            let day = date.to_locale_date_string("default", &wasm_bindgen::JsValue::UNDEFINED);
-            return format!("{day} {time}");
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn said(id: i64, username: &str, sent_at: &str) -> ChatMessage {
+        ChatMessage {
+            id,
+            room: "lobby".into(),
+            username: username.into(),
+            message: format!("m{id}"),
+            sent_at: sent_at.into(),
+            client_id: None,
         }
     }
-    sent_at.get(11..16).unwrap_or_default().to_string()
+
+    /// (id, day heading, starts a group) of each row, seen on `today`.
+    fn headings(layout: &Layout, today: &str) -> Vec<(i64, Option<String>, bool)> {
+        let today = timestamp::local(today);
+        layout
+            .rows
+            .iter()
+            .map(|row| {
+                let day = row
+                    .at
+                    .filter(|_| row.new_day)
+                    .map(|at| at.day_heading(today.as_ref()));
+                (row.message.id, day, row.head)
+            })
+            .collect()
+    }
+
+    /// `messages` laid out in one go, read as UTC.
+    fn laid_out(messages: &[ChatMessage], today: &str) -> Vec<(i64, Option<String>, bool)> {
+        let mut layout = Layout::default();
+        layout.update(messages, timestamp::local);
+        headings(&layout, today)
+    }
+
+    #[test]
+    fn days_get_headings_and_runs_of_one_person_share_a_name() {
+        let messages = [
+            said(1, "Ann", "2026-11-29T23:58:00.000Z"),
+            said(2, "Ann", "2026-11-30T00:01:00.000Z"),
+            said(3, "Ann", "2026-11-30T00:05:00.000Z"),
+            said(4, "Ann", "2026-11-30T00:10:00.000Z"),
+            said(5, "Ann", "2026-11-30T00:15:01.000Z"),
+            said(6, "Bob", "2026-11-30T00:15:30.000Z"),
+            said(7, "Ann", "2026-11-30T00:16:00.000Z"),
+            said(8, "Ann", "2026-12-02T09:00:00.000Z"),
+        ];
+        let today = "2026-11-30T12:00:00.000Z";
+        let heading = |day: &str| Some(day.to_string());
+        assert_eq!(
+            laid_out(&messages, today),
+            [
+                (1, heading("Yesterday"), true),
+                // A new day starts a new group, however close in time.
+                (2, heading("Today"), true),
+                (3, None, false),
+                // Exactly five minutes after the one before: same group.
+                (4, None, false),
+                (5, None, true),
+                (6, None, true),
+                (7, None, true),
+                (8, heading("Wed 2 Dec"), true),
+            ]
+        );
+        assert_eq!(laid_out(&[], today), []);
+    }
+
+    #[test]
+    fn a_time_that_does_not_read_gets_no_heading_and_its_own_group() {
+        let messages = [
+            said(1, "Ann", "2026-11-30T10:00:00.000Z"),
+            said(2, "Ann", "yesterday-ish"),
+            said(3, "Ann", "2026-11-30T10:01:00.000Z"),
+        ];
+        assert_eq!(
+            laid_out(&messages, "2026-11-30T12:00:00.000Z"),
+            [
+                (1, Some("Today".to_string()), true),
+                (2, None, true),
+                (3, None, true),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_mention_is_the_name_as_a_word_in_any_case() {
+        for text in [
+            "@bob hi",
+            "hi @Bob",
+            "@BOB, look",
+            "(@bob)",
+            "ask @bob.",
+            "@bob's turn",
+            "a\n@bob",
+        ] {
+            assert!(mentions(text, "bob"), "{text}");
+        }
+        for text in [
+            "bob hi",
+            "@bobby",
+            "@bob_x",
+            "@bob-x",
+            "@bob.example",
+            "bill@bob",
+            "@ bob",
+            "",
+        ] {
+            assert!(!mentions(text, "bob"), "{text}");
+        }
+        assert!(mentions("hello @Anna Lee!", "anna lee"));
+        assert!(!mentions("hello @Anna Leeds", "anna lee"));
+        assert!(mentions("@Émile ça va", "émile"));
+        assert!(!mentions("@anything", ""));
+    }
+
+    #[test]
+    fn each_message_is_read_once_whatever_the_list_goes_through() {
+        let messages = [
+            said(1, "Ann", "2026-11-29T23:58:00.000Z"),
+            said(2, "Ann", "2026-11-30T00:01:00.000Z"),
+            said(3, "Bob", "2026-11-30T00:02:00.000Z"),
+            said(4, "Bob", "2026-11-30T00:03:00.000Z"),
+            said(5, "Ann", "2026-11-30T00:04:00.000Z"),
+        ];
+        let today = "2026-11-30T12:00:00.000Z";
+        let reads = std::cell::Cell::new(0);
+        let local = |sent_at: &str| {
+            reads.set(reads.get() + 1);
+            timestamp::local(sent_at)
+        };
+        let mut layout = Layout::default();
+        // A page, then messages one by one, then an older page before them.
+        layout.update(&messages[2..3], local);
+        layout.update(&messages[2..4], local);
+        layout.update(&messages[2..4], local);
+        layout.update(&messages[2..], local);
+        assert_eq!(reads.get(), 3);
+        assert_eq!(headings(&layout, today), laid_out(&messages[2..], today));
+        layout.update(&messages, local);
+        assert_eq!(reads.get(), 5);
+        assert_eq!(headings(&layout, today), laid_out(&messages, today));
+        // A fresh start with other messages lays them out from scratch.
+        layout.update(&[], local);
+        layout.update(&messages[3..], local);
+        assert_eq!(reads.get(), 7);
+        assert_eq!(headings(&layout, today), laid_out(&messages[3..], today));
+    }
+
+    #[test]
+    fn a_message_in_between_is_laid_out_in_its_place() {
+        let messages = [
+            said(1, "Ann", "2026-11-30T10:00:00.000Z"),
+            said(2, "Ann", "2026-11-30T10:01:00.000Z"),
+            said(3, "Ann", "2026-11-30T10:02:00.000Z"),
+        ];
+        let today = "2026-11-30T12:00:00.000Z";
+        let mut layout = Layout::default();
+        layout.update(
+            &[messages[0].clone(), messages[2].clone()],
+            timestamp::local,
+        );
+        layout.update(&messages, timestamp::local);
+        assert_eq!(headings(&layout, today), laid_out(&messages, today));
+    }
 }

@@ -2,10 +2,12 @@ use leptos::prelude::*;
 
 use crate::chat_state::ChatState;
 use crate::components::open_room::OpenRoom;
+use crate::protocol::MAX_UNREAD;
 use crate::room;
 
 /// The rooms: one link per room, the one on screen marked as the current
-/// page, and a form to open another. Each link is a full page load
+/// page, the others with the number of messages not seen there ("rust 3"),
+/// and a form to open another. Each link is a full page load
 /// (`rel="external"` keeps the router out of it), so every room gets a page
 /// and a socket of its own.
 #[component]
@@ -16,10 +18,15 @@ pub fn RoomList() -> impl IntoView {
             <div class="card-header fw-semibold">"Rooms"</div>
             <div class="card-body p-2">
                 <ul class="nav nav-pills flex-nowrap flex-md-column gap-1 overflow-auto p-1 rooms-list">
-                    <For each=move || chat.rooms.get() key=|name| name.clone() let:name>
+                    // Keyed by name alone: a new count updates the badge in
+                    // place, and the link (which may have focus) stays.
+                    <For each=move || chat.rooms.get() key=|room| room.name.clone() let:room>
                         {
-                            let current = chat.room.with_value(|room| *room == name);
-                            let href = room::path(&name);
+                            let current = chat.is_current(&room.name);
+                            let href = room::path(&room.name);
+                            let name = room.name.clone();
+                            // Always 0 for the room on screen (see `ChatState::update_rooms`).
+                            let unread = Memo::new(move |_| chat.unread_in(&name));
                             view! {
                                 <li class="nav-item">
                                     <a
@@ -29,7 +36,11 @@ pub fn RoomList() -> impl IntoView {
                                         href=href
                                         rel="external"
                                     >
-                                        {name}
+                                        {room.name}
+                                        {move || unread_label(unread.get()).map(|count| view! {
+                                            " "
+                                            <span class="badge rounded-pill text-bg-primary unread-count">{count}</span>
+                                        })}
                                     </a>
                                 </li>
                             }
@@ -41,4 +52,28 @@ pub fn RoomList() -> impl IntoView {
         </nav>
     }
     .into_any()
+}
+
+/// The count beside a room's name: nothing for 0, "999+" from
+/// [`MAX_UNREAD`] on (the server counts no further).
+fn unread_label(unread: u64) -> Option<String> {
+    match unread {
+        0 => None,
+        n if n >= MAX_UNREAD => Some("999+".to_string()),
+        n => Some(n.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_stop_at_999_plus() {
+        assert_eq!(unread_label(0), None);
+        assert_eq!(unread_label(3).as_deref(), Some("3"));
+        assert_eq!(unread_label(999).as_deref(), Some("999"));
+        assert_eq!(unread_label(MAX_UNREAD).as_deref(), Some("999+"));
+        assert_eq!(unread_label(u64::MAX).as_deref(), Some("999+"));
+    }
 }

@@ -9,6 +9,7 @@ use leptos_router::{
 use crate::chat_state::{ChatState, Connection};
 use crate::components::{
     composer::Composer, message_list::MessageList, online_users::OnlineUsers, room_list::RoomList,
+    typing_indicator::TypingIndicator,
 };
 use crate::pages::not_found::NotFound;
 use crate::room::{self, RoomName, LOBBY};
@@ -51,6 +52,9 @@ fn ChatRoom(room: String) -> impl IntoView {
     #[cfg(feature = "hydrate")]
     Effect::new(move |_| crate::ws_client::start(chat));
 
+    // Hidden, the tab's title starts with what is waiting: "(3) #rust · Chat".
+    let title = move || titled(chat.hidden_unread(), &title);
+
     view! {
         <Title text=title/>
         <nav class="navbar bg-body border-bottom shadow-sm">
@@ -75,6 +79,7 @@ fn ChatRoom(room: String) -> impl IntoView {
         <main class="container-fluid chat-layout py-3">
             <section class="chat-conversation d-flex flex-column" aria-label="Conversation">
                 <MessageList/>
+                <TypingIndicator/>
                 <Composer/>
             </section>
             <div class="chat-rooms">
@@ -86,6 +91,19 @@ fn ChatRoom(room: String) -> impl IntoView {
         </main>
     }
     .into_any()
+}
+
+/// `title`, after "(N) " when `unread` is N > 0.
+fn titled(unread: u64, title: &str) -> String {
+    if unread == 0 {
+        return title.to_string();
+    }
+    let mut text = String::with_capacity(title.len() + 8);
+    text.push('(');
+    text.push_str(&unread.to_string());
+    text.push_str(") ");
+    text.push_str(title);
+    text
 }
 
 /// The small "connected / reconnecting" indicator.
@@ -147,6 +165,20 @@ mod tests {
             "{lobby}"
         );
         assert!(!lobby.contains("/chat/rust/"), "{lobby}");
+    }
+
+    #[test]
+    fn a_hidden_tab_says_how_many_messages_wait() {
+        assert_eq!(super::titled(0, "#rust · Chat"), "#rust · Chat");
+        assert_eq!(super::titled(12, "#rust · Chat"), "(12) #rust · Chat");
+    }
+
+    #[test]
+    fn the_page_reserves_the_typing_line_and_shows_no_counts_before_any_script_runs() {
+        let (html, _) = render("/chat/rust/");
+        assert!(html.contains(r#"id="typing" aria-live="polite""#), "{html}");
+        assert!(!html.contains("unread-count"), "{html}");
+        assert!(!html.contains("New messages"), "{html}");
     }
 
     #[test]

@@ -58,6 +58,14 @@ pub struct NewMessage {
     pub client_id: Option<String>,
 }
 
+/// A session has read a room up to `id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadMark {
+    pub session: String,
+    pub room: String,
+    pub id: i64,
+}
+
 /// What became of one [`NewMessage`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Appended {
@@ -96,11 +104,15 @@ pub trait Store: Send + Sync + 'static {
     /// True when the session existed.
     async fn delete_session(&self, id: &str) -> Result<bool, StoreError>;
 
-    /// Records that the session opened `room`.
-    async fn visit(&self, session: &str, room: &str) -> Result<(), StoreError>;
-    /// The rooms the session opened and the `limit` rooms with the newest
-    /// messages, by name, each once.
-    async fn rooms(&self, session: &str, limit: usize) -> Result<Vec<String>, StoreError>;
+    /// Records first visits (`id`: what counts as read from then on; a
+    /// room visited before keeps its mark), then moves read marks forward
+    /// (never back), in one transaction.
+    async fn record_reads(&self, visits: &[ReadMark], marks: &[ReadMark])
+        -> Result<(), StoreError>;
+    /// The rooms the session opened, with the messages of others after its
+    /// read mark (at most `MAX_UNREAD`), and the `limit` rooms with the
+    /// newest messages (unread 0 unless opened), by name, each once.
+    async fn rooms(&self, session: &str, limit: usize) -> Result<Vec<(String, u64)>, StoreError>;
 
     /// Stores a batch in one transaction (one sync to disk), in order.
     async fn append(&self, batch: &[NewMessage]) -> Result<Vec<Appended>, StoreError>;

@@ -2,7 +2,7 @@
 
 use std::{path::Path, str::FromStr, time::Duration};
 
-use app::protocol::ChatMessage;
+use app::protocol::{ChatMessage, MAX_UNREAD};
 use async_trait::async_trait;
 use sqlx::{
     sqlite::{
@@ -11,7 +11,7 @@ use sqlx::{
     Row, SqlitePool,
 };
 
-use super::{Appended, NewMessage, SessionRecord, SessionRow, Store, StoreError};
+use super::{Appended, NewMessage, ReadMark, SessionRecord, SessionRow, Store, StoreError};
 
 /// Readers (history, sessions) run side by side; SQLite still writes one at a time.
 const POOL_SIZE: u32 = 4;
@@ -60,6 +60,13 @@ fn message(row: &SqliteRow) -> Result<ChatMessage, sqlx::Error> {
 
 fn messages(rows: &[SqliteRow]) -> Result<Vec<ChatMessage>, StoreError> {
     Ok(rows.iter().map(message).collect::<Result<_, _>>()?)
+}
+
+/// Rows read newest first, as messages oldest first.
+fn oldest_first(rows: &[SqliteRow]) -> Result<Vec<ChatMessage>, StoreError> {
+    let mut page = messages(rows)?;
+    page.reverse();
+    Ok(page)
 }
 
 /// SQL `LIMIT` from a page size.
@@ -164,29 +171,66 @@ impl Store for SqliteStore {
         Ok(done.rows_affected() > 0)
     }
 
-    async fn visit(&self, session: &str, room: &str) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO visits (session_id, room) VALUES (?, ?) ON CONFLICT DO NOTHING")
-            .bind(session)
-            .bind(room)
-            .execute(&self.pool)
+    async fn record_reads(
+        &self,
+        visits: &[ReadMark],
+        marks: &[ReadMark],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for visit in visits {
+            // A session that ended meanwhile has no row to visit from.
+            sqlx::query(
+                "INSERT INTO visits (session_id, room, last_read) \
+                 SELECT id, ?, ? FROM sessions WHERE id = ? \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(&visit.room)
+            .bind(visit.id)
+            .bind(&visit.session)
+            .execute(&mut *tx)
             .await?;
+        }
+        for mark in marks {
+            sqlx::query(
+                "UPDATE visits SET last_read = MAX(last_read, ?) WHERE session_id = ? AND room = ?",
+            )
+            .bind(mark.id)
+            .bind(&mark.session)
+            .bind(&mark.room)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
-    async fn rooms(&self, session: &str, n: usize) -> Result<Vec<String>, StoreError> {
+    async fn rooms(&self, session: &str, n: usize) -> Result<Vec<(String, u64)>, StoreError> {
+        // Each count stops at MAX_UNREAD rows of the (room, id) index.
         let rows = sqlx::query(
-            "SELECT room FROM visits WHERE session_id = ? \
-             UNION SELECT name FROM (SELECT name FROM rooms ORDER BY last_id DESC LIMIT ?) \
-             ORDER BY 1",
+            "SELECT v.room AS name, \
+               CASE WHEN IFNULL(r.last_id, 0) <= v.last_read THEN 0 ELSE \
+                 (SELECT COUNT(*) FROM (SELECT 1 FROM messages m \
+                    WHERE m.room = v.room AND m.id > v.last_read AND m.author != v.session_id \
+                    LIMIT ?)) END AS unread \
+             FROM visits v LEFT JOIN rooms r ON r.name = v.room WHERE v.session_id = ? \
+             UNION ALL \
+             SELECT name, 0 FROM (SELECT name FROM rooms ORDER BY last_id DESC LIMIT ?) \
+             WHERE name NOT IN (SELECT room FROM visits WHERE session_id = ?) \
+             ORDER BY name",
         )
+        .bind(limit(MAX_UNREAD as usize))
         .bind(session)
         .bind(limit(n))
+        .bind(session)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
             .iter()
-            .map(|row| row.try_get(0))
-            .collect::<Result<_, _>>()?)
+            .map(|row| {
+                let unread: i64 = row.try_get("unread")?;
+                Ok((row.try_get("name")?, unread.unsigned_abs()))
+            })
+            .collect::<Result<_, sqlx::Error>>()?)
     }
 
     async fn append(&self, batch: &[NewMessage]) -> Result<Vec<Appended>, StoreError> {
@@ -262,9 +306,7 @@ impl Store for SqliteStore {
             .bind(limit(n))
             .fetch_all(&self.pool)
             .await?;
-        let mut page = messages(&rows)?;
-        page.reverse();
-        Ok(page)
+        oldest_first(&rows)
     }
 
     async fn latest(&self, room: &str, n: usize) -> Result<Vec<ChatMessage>, StoreError> {
@@ -302,9 +344,7 @@ impl Store for SqliteStore {
         .bind(limit(n))
         .fetch_all(&self.pool)
         .await?;
-        let mut page = messages(&rows)?;
-        page.reverse();
-        Ok(page)
+        oldest_first(&rows)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
