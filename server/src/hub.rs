@@ -318,9 +318,12 @@ impl Hub {
     /// The rooms for a session's room list with their unread counts: the
     /// lobby, the rooms it opened and the rooms with the newest messages,
     /// the lobby first, then by name. Visits and read marks are written
-    /// first, so the counts take every `read` handled so far.
+    /// first, so the counts take every `read` handled so far (if that write
+    /// fails, the counts are as of the last one that did not).
     pub async fn rooms(&self, session: &SessionId) -> Result<Vec<(String, u64)>, StoreError> {
-        self.inner.reads.flush().await?;
+        if let Err(error) = self.inner.reads.flush().await {
+            tracing::warn!(%error, "could not store read marks; counting without them");
+        }
         let mut rooms = self
             .inner
             .store

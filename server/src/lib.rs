@@ -133,10 +133,10 @@ pub async fn serve(
     }
     hub.shut_down();
     hub.connections().drained(SOCKETS_CLOSE_WITHIN).await;
-    let unstored = writer.await.context("the message writer failed")?;
     if let Err(error) = hub.flush_reads().await {
         tracing::warn!(%error, "could not store the last read marks");
     }
+    let unstored = writer.await.context("the message writer failed")?;
     if unstored > 0 {
         anyhow::bail!(
             "{unstored} accepted messages could not be stored; their senders were told to resend"

@@ -205,7 +205,8 @@ impl Store for SqliteStore {
     }
 
     async fn rooms(&self, session: &str, n: usize) -> Result<Vec<(String, u64)>, StoreError> {
-        // Each count stops at MAX_UNREAD rows of the (room, id) index.
+        // A room with nothing after the mark costs no count; a count stops
+        // at MAX_UNREAD messages of others (one's own are passed over).
         let rows = sqlx::query(
             "SELECT v.room AS name, \
                CASE WHEN IFNULL(r.last_id, 0) <= v.last_read THEN 0 ELSE \
