@@ -54,7 +54,7 @@ rust-test:
 
 # The property tests, far longer than in `make test` (stable Rust, no nightly needed).
 fuzz:
-	PROPTEST_CASES=100000 cargo test --release -p server --lib -- names:: inbound::
+	PROPTEST_CASES=100000 cargo test --release -p server --lib -- names:: inbound:: search::
 
 # The chat against a bare axum broadcast loop, same load, same machine, one
 # run (about 5 minutes on 2 cores with warm builds; not part of `make test`).

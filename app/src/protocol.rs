@@ -24,6 +24,10 @@ pub const MAX_RESUME: usize = 1_000;
 pub const TYPING_EVERY_MS: u32 = 2_000;
 /// "NAME is typing…" goes away this long after the last `typing` frame.
 pub const TYPING_SHOWN_MS: u32 = 5_000;
+/// Longest search text, in characters.
+pub const MAX_SEARCH_CHARS: usize = 200;
+/// Most results one search answers with.
+pub const SEARCH_RESULTS: usize = 50;
 /// Unread counts stop here: the room list says "999+" beyond it.
 pub const MAX_UNREAD: u64 = 1_000;
 
@@ -160,6 +164,12 @@ pub struct RoomSummary {
     /// Messages after the last one this session read there (at most
     /// [`MAX_UNREAD`]); 0 in a room it never opened.
     pub unread: u64,
+}
+
+/// `GET /api/search?q=TEXT[&room=ROOM]`: matching messages, newest first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchResults {
+    pub results: Vec<ChatMessage>,
 }
 
 /// Every JSON error body.

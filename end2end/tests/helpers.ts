@@ -117,3 +117,29 @@ export async function setTabHidden(page: Page, hidden: boolean): Promise<void> {
     document.dispatchEvent(new Event('visibilitychange'));
   }, hidden);
 }
+
+/** The "Search results" region of the chat page. */
+export function searchResults(page: Page) {
+  return page.getByRole('region', { name: 'Search results' });
+}
+
+/** The line of the search results that says what was found, or why nothing was. */
+export function searchStatus(page: Page) {
+  return searchResults(page).getByRole('status');
+}
+
+/** The search result whose text holds `text`. */
+export function searchResult(page: Page, text: string) {
+  return searchResults(page).getByRole('listitem').filter({ hasText: text });
+}
+
+/** Searches with the search box (Enter, as people do) and waits for the answer. */
+export async function search(page: Page, text: string): Promise<void> {
+  const box = page.getByRole('searchbox', { name: 'Search messages' });
+  // Escape takes the last answer away first, so the one waited for is this one's.
+  await box.press('Escape');
+  await expect(searchStatus(page)).toHaveText(/^\s*$/);
+  await box.fill(text);
+  await box.press('Enter');
+  await expect(searchStatus(page)).not.toHaveText(/^\s*(Searching…)?\s*$/);
+}

@@ -701,6 +701,14 @@ mod tests {
         ) -> Result<Vec<ChatMessage>, StoreError> {
             self.inner.before(room, before, limit).await
         }
+        async fn search(
+            &self,
+            plan: &crate::search::Plan,
+            room: Option<&str>,
+            limit: usize,
+        ) -> Result<Vec<ChatMessage>, StoreError> {
+            self.inner.search(plan, room, limit).await
+        }
         async fn ping(&self) -> Result<(), StoreError> {
             self.inner.ping().await
         }

@@ -17,6 +17,7 @@ pub mod presence;
 pub mod reads;
 pub mod recent;
 pub mod routes;
+pub mod search;
 pub mod security;
 pub mod session;
 pub mod state;

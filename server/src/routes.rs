@@ -2,8 +2,8 @@
 
 use app::{
     protocol::{
-        LoginRequest, LoginResponse, MessagePage, OnlineUsers, RoomList, RoomSummary, HISTORY_PAGE,
-        MAX_HISTORY_PAGE,
+        LoginRequest, LoginResponse, MessagePage, OnlineUsers, RoomList, RoomSummary,
+        SearchResults, HISTORY_PAGE, MAX_HISTORY_PAGE, SEARCH_RESULTS,
     },
     room::{self, RoomName},
 };
@@ -44,6 +44,7 @@ pub fn router(state: AppState) -> Router {
         .route("/get_online_users/", get(online_users))
         .route("/api/messages", get(messages))
         .route("/api/rooms", get(rooms))
+        .route("/api/search", get(search))
         .route("/healthz", get(healthz))
         .route("/ws/chat/", get(ws::upgrade));
     let router = match state.config.metrics_bind {
@@ -289,6 +290,35 @@ async fn rooms(
             .map(|(name, unread)| RoomSummary { name, unread })
             .collect(),
     }))
+}
+
+/// `?q=TEXT[&room=NAME]`: the newest messages with every term of the text.
+async fn search(
+    State(state): State<AppState>,
+    _: Authenticated,
+    RawQuery(query): RawQuery,
+) -> Result<Json<SearchResults>, AppError> {
+    let mut text = String::new();
+    let mut room = None;
+    for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        match &*key {
+            "q" => text = value.into_owned(),
+            "room" => room = Some(names::room(&value)?),
+            _ => {}
+        }
+    }
+    let plan =
+        crate::search::plan(&text).map_err(|error| AppError::BadRequest(error.to_string()))?;
+    let results = if plan.is_empty() {
+        Vec::new()
+    } else {
+        state
+            .hub
+            .store()
+            .search(&plan, room.as_deref(), SEARCH_RESULTS)
+            .await?
+    };
+    Ok(Json(SearchResults { results }))
 }
 
 /// `?room=NAME&before=ID&limit=N`: a room's older history, newest last.

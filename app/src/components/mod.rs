@@ -4,5 +4,6 @@ pub mod message_list;
 pub mod online_users;
 pub mod open_room;
 pub mod room_list;
+pub mod search;
 pub mod timestamp;
 pub mod typing_indicator;

@@ -9,7 +9,7 @@ use leptos_router::{
 use crate::chat_state::{ChatState, Connection};
 use crate::components::{
     composer::Composer, message_list::MessageList, online_users::OnlineUsers, room_list::RoomList,
-    typing_indicator::TypingIndicator,
+    search::Search, typing_indicator::TypingIndicator,
 };
 use crate::pages::not_found::NotFound;
 use crate::room::{self, RoomName, LOBBY};
@@ -82,6 +82,9 @@ fn ChatRoom(room: String) -> impl IntoView {
                 <TypingIndicator/>
                 <Composer/>
             </section>
+            <div class="chat-search">
+                <Search/>
+            </div>
             <div class="chat-rooms">
                 <RoomList/>
             </div>
@@ -179,6 +182,21 @@ mod tests {
         assert!(html.contains(r#"id="typing" aria-live="polite""#), "{html}");
         assert!(!html.contains("unread-count"), "{html}");
         assert!(!html.contains("New messages"), "{html}");
+    }
+
+    #[test]
+    fn the_search_form_is_rendered_and_its_results_are_left_to_the_browser() {
+        let (html, _) = render("/chat/rust/");
+        assert!(html.contains(r#"<form role="search""#), "{html}");
+        assert!(
+            html.contains(r#"<input type="search" aria-label="Search messages""#),
+            "{html}"
+        );
+        assert!(html.contains(r#"maxlength="200""#), "{html}");
+        assert!(html.contains(r#"aria-label="Search results""#), "{html}");
+        assert!(!html.contains("search-result\""), "{html}");
+        assert!(!html.contains("No messages found"), "{html}");
+        assert!(!html.contains(">Clear<"), "{html}");
     }
 
     #[test]

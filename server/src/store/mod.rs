@@ -8,6 +8,8 @@ use std::sync::Arc;
 use app::protocol::ChatMessage;
 use async_trait::async_trait;
 
+use crate::search::Plan;
+
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -132,6 +134,15 @@ pub trait Store: Send + Sync + 'static {
         &self,
         room: &str,
         before: i64,
+        limit: usize,
+    ) -> Result<Vec<ChatMessage>, StoreError>;
+
+    /// The newest `limit` messages that match every part of `plan` (in
+    /// `room`, or in any), newest first.
+    async fn search(
+        &self,
+        plan: &Plan,
+        room: Option<&str>,
         limit: usize,
     ) -> Result<Vec<ChatMessage>, StoreError>;
 

@@ -12,6 +12,7 @@ use sqlx::{
 };
 
 use super::{Appended, NewMessage, ReadMark, SessionRecord, SessionRow, Store, StoreError};
+use crate::search::Plan;
 
 /// Readers (history, sessions) run side by side; SQLite still writes one at a time.
 const POOL_SIZE: u32 = 4;
@@ -346,6 +347,39 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await?;
         oldest_first(&rows)
+    }
+
+    async fn search(
+        &self,
+        plan: &Plan,
+        room: Option<&str>,
+        n: usize,
+    ) -> Result<Vec<ChatMessage>, StoreError> {
+        // Only the shape of the statement varies; every value is bound.
+        let mut sql = format!("{SELECT_MESSAGE} WHERE 1");
+        if plan.trigrams.is_some() {
+            sql.push_str(
+                " AND id IN (SELECT rowid FROM message_trigrams WHERE message_trigrams MATCH ?)",
+            );
+        }
+        if plan.words.is_some() {
+            sql.push_str(
+                " AND id IN (SELECT rowid FROM message_words WHERE message_words MATCH ?)",
+            );
+        }
+        if room.is_some() {
+            sql.push_str(" AND room = ?");
+        }
+        sql.push_str(" ORDER BY id DESC LIMIT ?");
+        let mut query = sqlx::query(&sql);
+        for value in [plan.trigrams.as_deref(), plan.words.as_deref(), room]
+            .into_iter()
+            .flatten()
+        {
+            query = query.bind(value);
+        }
+        let rows = query.bind(limit(n)).fetch_all(&self.pool).await?;
+        messages(&rows)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -1,0 +1,139 @@
+//! What a search text asks of the full-text indexes. Pure: the text a
+//! person typed becomes FTS5 queries made only of quoted phrases, bound as
+//! parameters, so no input is ever read as query syntax.
+
+use app::protocol::MAX_SEARCH_CHARS;
+
+/// Terms shorter than this go to the word index (by prefix); longer ones to
+/// the trigram index, which finds them anywhere, inside words too.
+const TRIGRAM: usize = 3;
+/// Terms of a search used at most.
+const MAX_TERMS: usize = 10;
+
+/// The FTS5 queries for one search; every term must match (AND).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// For the trigram index: `"term" "term"`.
+    pub trigrams: Option<String>,
+    /// For the word index: `"te"* "x"*`.
+    pub words: Option<String>,
+}
+
+impl Plan {
+    /// Nothing in the text can match anything.
+    pub fn is_empty(&self) -> bool {
+        self.trigrams.is_none() && self.words.is_none()
+    }
+}
+
+/// Why a search text was refused; the text is shown as is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SearchError {
+    #[error("Type something to search for.")]
+    Empty,
+    #[error("Searches can be at most {MAX_SEARCH_CHARS} characters long.")]
+    TooLong,
+}
+
+/// A term as an FTS5 string: in double quotes, quotes inside doubled.
+fn quoted(term: &str) -> String {
+    format!("\"{}\"", term.replace('"', "\"\""))
+}
+
+/// Splits `text` into terms and plans the queries. Short terms without a
+/// letter or digit (`-`, `*`) cannot match a word and are left out.
+pub fn plan(text: &str) -> Result<Plan, SearchError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(SearchError::Empty);
+    }
+    if text.chars().count() > MAX_SEARCH_CHARS {
+        return Err(SearchError::TooLong);
+    }
+    let mut terms: Vec<&str> = Vec::new();
+    for term in text.split_whitespace() {
+        if !terms.contains(&term) && terms.len() < MAX_TERMS {
+            terms.push(term);
+        }
+    }
+    let join = |parts: Vec<String>| (!parts.is_empty()).then(|| parts.join(" "));
+    let (long, short): (Vec<&str>, Vec<&str>) = terms
+        .into_iter()
+        .partition(|term| term.chars().count() >= TRIGRAM);
+    Ok(Plan {
+        trigrams: join(long.into_iter().map(quoted).collect()),
+        words: join(
+            short
+                .into_iter()
+                .filter(|term| term.chars().any(char::is_alphanumeric))
+                .map(|term| format!("{}*", quoted(term)))
+                .collect(),
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn terms_become_quoted_phrases() {
+        assert_eq!(
+            plan("  tokio::spawn ERR_42 ").unwrap(),
+            Plan {
+                trigrams: Some(r#""tokio::spawn" "ERR_42""#.into()),
+                words: None,
+            }
+        );
+        assert_eq!(
+            plan("hi 東京 https://example.com/a?b=1").unwrap(),
+            Plan {
+                trigrams: Some(r#""https://example.com/a?b=1""#.into()),
+                words: Some(r#""hi"* "東京"*"#.into()),
+            }
+        );
+    }
+
+    #[test]
+    fn query_syntax_in_the_text_stays_text() {
+        assert_eq!(
+            plan(r#"say "hello NEAR( -x *"#).unwrap(),
+            Plan {
+                trigrams: Some(r#""say" """hello" "NEAR(""#.into()),
+                words: Some(r#""-x"*"#.into()),
+            }
+        );
+        assert!(plan("* - \"").unwrap().is_empty());
+        assert_eq!(plan(" \n\t "), Err(SearchError::Empty));
+        assert_eq!(plan(&"x".repeat(10_000)), Err(SearchError::TooLong));
+        assert!(plan(&"é".repeat(MAX_SEARCH_CHARS)).is_ok());
+    }
+
+    proptest! {
+        /// Whatever is typed, each query is a run of whole quoted phrases:
+        /// between phrases only spaces and `*`.
+        #[test]
+        fn any_text_plans_to_quoted_phrases_only(text in any::<String>()) {
+            if let Ok(plan) = plan(&text) {
+                for query in [plan.trigrams, plan.words].into_iter().flatten() {
+                    let mut outside = String::new();
+                    let mut inside = false;
+                    let mut chars = query.chars().peekable();
+                    while let Some(c) = chars.next() {
+                        match (inside, c) {
+                            (true, '"') if chars.peek() == Some(&'"') => {
+                                chars.next();
+                            }
+                            (_, '"') => inside = !inside,
+                            (false, c) => outside.push(c),
+                            (true, _) => {}
+                        }
+                    }
+                    prop_assert!(!inside, "unbalanced: {query}");
+                    prop_assert!(outside.chars().all(|c| c == ' ' || c == '*'), "{query}");
+                }
+            }
+        }
+    }
+}
