@@ -40,9 +40,15 @@ fn quoted(term: &str) -> String {
     format!("\"{}\"", term.replace('"', "\"\""))
 }
 
-/// Splits `text` into terms and plans the queries. Short terms without a
-/// letter or digit (`-`, `*`) cannot match a word and are left out.
+/// Splits `text` into terms (the first ten) and plans the queries. Short
+/// terms without a letter or digit (`-`, `*`) cannot match a word and are
+/// left out. Control characters separate terms (FTS5 would read a NUL as
+/// the end of the query).
 pub fn plan(text: &str) -> Result<Plan, SearchError> {
+    let text: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
     let text = text.trim();
     if text.is_empty() {
         return Err(SearchError::Empty);
@@ -105,6 +111,13 @@ mod tests {
             }
         );
         assert!(plan("* - \"").unwrap().is_empty());
+        assert_eq!(
+            plan("ab\0cd\u{7}ef").unwrap(),
+            Plan {
+                trigrams: None,
+                words: Some(r#""ab"* "cd"* "ef"*"#.into()),
+            }
+        );
         assert_eq!(plan(" \n\t "), Err(SearchError::Empty));
         assert_eq!(plan(&"x".repeat(10_000)), Err(SearchError::TooLong));
         assert!(plan(&"é".repeat(MAX_SEARCH_CHARS)).is_ok());
@@ -131,6 +144,7 @@ mod tests {
                         }
                     }
                     prop_assert!(!inside, "unbalanced: {query}");
+                    prop_assert!(!query.chars().any(char::is_control), "{query:?}");
                     prop_assert!(outside.chars().all(|c| c == ' ' || c == '*'), "{query}");
                 }
             }

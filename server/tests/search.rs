@@ -50,6 +50,7 @@ async fn search_finds_words_parts_urls_identifiers_and_cjk_newest_first() {
     lobby.post("東京都に行きます", "m4").await;
     lobby.post("unrelated chatter", "m5").await;
     lobby.post("hi there", "m6").await;
+    lobby.post("Un café, s'il vous plaît", "m8").await;
 
     let found = |text: &'static str| {
         let server = &server;
@@ -73,6 +74,11 @@ async fn search_finds_words_parts_urls_identifiers_and_cjk_newest_first() {
     assert_eq!(found("friday FIX").await, [deploy], "every term, any order");
     assert!(found("fix chatter").await.is_empty());
     assert_eq!(found("hi").await, ["hi there"], "a short word by its start");
+    assert_eq!(
+        found("CAFE plait").await,
+        ["Un café, s'il vous plaît"],
+        "accents and case folded"
+    );
     assert!(found("nothing like it").await.is_empty());
 
     // Across rooms unless one is named; newest first.
@@ -106,6 +112,9 @@ async fn any_search_text_gets_a_defined_answer() {
         "^",
         "col:umn",
         "'; DROP TABLE messages; --",
+        "ab\0cd",
+        "a\0",
+        "NUL\0inside",
     ] {
         let (status, _) = search(&server, &ann, &q(text)).await;
         assert_eq!(status, StatusCode::OK, "{text:?}");

@@ -355,27 +355,29 @@ impl Store for SqliteStore {
         room: Option<&str>,
         n: usize,
     ) -> Result<Vec<ChatMessage>, StoreError> {
-        // Only the shape of the statement varies; every value is bound.
-        let mut sql = format!("{SELECT_MESSAGE} WHERE 1");
-        if plan.trigrams.is_some() {
+        // Only the shape of the statement varies; every value is bound. The
+        // first index drives the query, newest rowid first, so a common
+        // term stops at `n` matches instead of collecting all of them.
+        let (first, first_query, words) = match (&plan.trigrams, &plan.words) {
+            (Some(trigrams), words) => ("message_trigrams", trigrams, words.as_deref()),
+            (None, Some(words)) => ("message_words", words, None),
+            (None, None) => return Ok(Vec::new()),
+        };
+        let mut sql = format!(
+            "SELECT m.id, m.room, m.username, m.body, m.sent_at, m.client_id \
+             FROM {first} f JOIN messages m ON m.id = f.rowid WHERE {first} MATCH ?"
+        );
+        if words.is_some() {
             sql.push_str(
-                " AND id IN (SELECT rowid FROM message_trigrams WHERE message_trigrams MATCH ?)",
-            );
-        }
-        if plan.words.is_some() {
-            sql.push_str(
-                " AND id IN (SELECT rowid FROM message_words WHERE message_words MATCH ?)",
+                " AND m.id IN (SELECT rowid FROM message_words WHERE message_words MATCH ?)",
             );
         }
         if room.is_some() {
-            sql.push_str(" AND room = ?");
+            sql.push_str(" AND m.room = ?");
         }
-        sql.push_str(" ORDER BY id DESC LIMIT ?");
-        let mut query = sqlx::query(&sql);
-        for value in [plan.trigrams.as_deref(), plan.words.as_deref(), room]
-            .into_iter()
-            .flatten()
-        {
+        sql.push_str(" ORDER BY f.rowid DESC LIMIT ?");
+        let mut query = sqlx::query(&sql).bind(first_query.as_str());
+        for value in [words, room].into_iter().flatten() {
             query = query.bind(value);
         }
         let rows = query.bind(limit(n)).fetch_all(&self.pool).await?;
