@@ -22,7 +22,7 @@ use crate::{
     bus::{Bus, LocalBus},
     config::Config,
     connections::{ConnId, Connections, Link, Outgoing},
-    lock,
+    finish, lock,
     metrics::Metrics,
     persister::{self, Persister, Submission},
     presence::{Left, Presence, Rate},
@@ -31,15 +31,6 @@ use crate::{
     session::SessionId,
     store::{SessionRecord, SessionRow, Store, StoreError},
 };
-
-/// Awaits a task that must not be cancelled with its request.
-async fn finish<T>(task: JoinHandle<Result<T, StoreError>>) -> Result<T, StoreError> {
-    match task.await {
-        Ok(result) => result,
-        Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
-        Err(_) => Err(StoreError::Stopping),
-    }
-}
 
 /// The most history one `welcome` carries, in bytes of text: no client can
 /// make the server hold megabytes for it (2,000 characters of four-byte

@@ -154,6 +154,18 @@ pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, 
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Awaits a task that must not be cancelled with its request: dropping the
+/// caller leaves the task running; its panic is the caller's.
+pub(crate) async fn finish<T>(
+    task: tokio::task::JoinHandle<Result<T, store::StoreError>>,
+) -> Result<T, store::StoreError> {
+    match task.await {
+        Ok(result) => result,
+        Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+        Err(_) => Err(store::StoreError::Stopping),
+    }
+}
+
 /// Resolves on SIGTERM or Ctrl-C.
 pub async fn signal() {
     let ctrl_c = async {

@@ -12,7 +12,7 @@ use std::{
 };
 
 use crate::{
-    lock,
+    finish, lock,
     session::SessionId,
     store::{ReadMark, Store, StoreError},
 };
@@ -55,13 +55,13 @@ pub struct Reads {
     writing: tokio::sync::Mutex<()>,
 }
 
-fn rows(entries: HashMap<Key, i64>) -> Vec<ReadMark> {
+fn rows(entries: &HashMap<Key, i64>) -> Vec<ReadMark> {
     entries
-        .into_iter()
+        .iter()
         .map(|((session, room), id)| ReadMark {
             session: session.as_str().to_string(),
             room: room.to_string(),
-            id,
+            id: *id,
         })
         .collect()
 }
@@ -103,19 +103,15 @@ impl Reads {
             if taken.visits.is_empty() && taken.marks.is_empty() {
                 return Ok(());
             }
-            let visits = rows(taken.visits.clone());
-            let marks = rows(taken.marks.clone());
+            let visits = rows(&taken.visits);
+            let marks = rows(&taken.marks);
             let written = reads.store.record_reads(&visits, &marks).await;
             if written.is_err() {
                 lock(&reads.pending).merge(taken);
             }
             written
         });
-        match task.await {
-            Ok(written) => written,
-            Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
-            Err(_) => Err(StoreError::Stopping),
-        }
+        finish(task).await
     }
 }
 
