@@ -1,10 +1,12 @@
 //! What the chat page knows: reactive state shared by its components and
 //! written by the socket client. Plain data and merge rules, no I/O.
 
+use std::collections::VecDeque;
+
 use leptos::prelude::*;
 
 use crate::protocol::{
-    ChatMessage, ErrorCode, RoomSummary, ServerFrame, HISTORY_PAGE, TYPING_EVERY_MS,
+    ChatMessage, ClientFrame, ErrorCode, RoomSummary, ServerFrame, HISTORY_PAGE, TYPING_EVERY_MS,
     TYPING_SHOWN_MS,
 };
 use crate::room::{self, RoomName, LOBBY};
@@ -41,6 +43,133 @@ pub struct Pending {
     pub failed: Option<String>,
 }
 
+/// What the user asked of one of their own messages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// New text for message `id`, trimmed and within the message limits.
+    Edit {
+        id: i64,
+        text: String,
+    },
+    Delete {
+        id: i64,
+    },
+}
+
+impl Change {
+    /// The message it is about.
+    pub fn target(&self) -> i64 {
+        match self {
+            Change::Edit { id, .. } | Change::Delete { id } => *id,
+        }
+    }
+}
+
+/// A change the server has not answered yet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingChange {
+    pub change: Change,
+    /// Its idempotency key: sent again after a drop, a change the server
+    /// already made is acked, not made twice (which could undo a later
+    /// edit from another tab).
+    pub client_id: String,
+    /// Written to the current socket and not answered yet (reset on every
+    /// new connection, and by a `rate_limited` answer, so that it goes out
+    /// again).
+    pub sent: bool,
+}
+
+impl PendingChange {
+    /// The frame that asks the server for it.
+    pub fn frame(&self) -> ClientFrame {
+        let client_id = Some(self.client_id.clone());
+        match &self.change {
+            Change::Edit { id, text } => ClientFrame::Edit {
+                id: *id,
+                message: text.clone(),
+                client_id,
+            },
+            Change::Delete { id } => ClientFrame::Delete { id: *id, client_id },
+        }
+    }
+
+    /// Whether `frame` is the frame that asks for it.
+    fn is_asked_by(&self, frame: &ClientFrame) -> bool {
+        match frame {
+            ClientFrame::Edit { client_id, .. } | ClientFrame::Delete { client_id, .. } => {
+                client_id.as_deref() == Some(self.client_id.as_str())
+            }
+            _ => false,
+        }
+    }
+}
+
+/// A fresh idempotency key for one outgoing message or change: random, so
+/// that it never names an earlier write of the session, even one made
+/// before a reload.
+#[cfg(feature = "hydrate")]
+pub fn new_client_id() -> String {
+    let a = (js_sys::Math::random() * 9_007_199_254_740_992.0) as u64;
+    let b = (js_sys::Math::random() * 9_007_199_254_740_992.0) as u64;
+    format!("{:x}-{a:x}-{b:x}", js_sys::Date::now() as u64)
+}
+
+/// Outside a browser nothing is sent (the server only renders the pages),
+/// and a key unique to this process serves the tests.
+#[cfg(not(feature = "hydrate"))]
+pub fn new_client_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!("local-{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// An edit or deletion that arrived, as it bears on the messages shown.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum SeenChange {
+    /// The message as the edit left it.
+    Edited(ChatMessage),
+    /// The id of the message deleted.
+    Deleted(i64),
+}
+
+/// How many of the latest changes a page fetched over HTTP is brought up
+/// to date with: far more than can arrive during one request.
+const SEEN_CHANGES: usize = 100;
+
+impl SeenChange {
+    fn target(&self) -> i64 {
+        match self {
+            SeenChange::Edited(message) => message.id,
+            SeenChange::Deleted(id) => *id,
+        }
+    }
+
+    fn applies_to(&self, messages: &[ChatMessage]) -> bool {
+        messages
+            .binary_search_by_key(&self.target(), |m| m.id)
+            .is_ok()
+    }
+
+    /// Shows it in `messages` (sorted by id), if its message is there.
+    fn apply(&self, messages: &mut Vec<ChatMessage>) {
+        let Ok(at) = messages.binary_search_by_key(&self.target(), |m| m.id) else {
+            return;
+        };
+        match self {
+            SeenChange::Edited(edited) => {
+                messages[at].message.clone_from(&edited.message);
+                messages[at].edited_at.clone_from(&edited.edited_at);
+            }
+            SeenChange::Deleted(_) => {
+                messages.remove(at);
+            }
+        }
+    }
+}
+
+/// What a change asked for while the socket is down says.
+pub const OFFLINE_NOTICE: &str = "You are offline: try again when connected.";
+
 /// A room in the room list.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RoomEntry {
@@ -73,10 +202,23 @@ pub struct ChatState {
     /// The rooms to offer: lobby first, then by name, each once.
     pub rooms: RwSignal<Vec<RoomEntry>>,
     pub me: RwSignal<Option<String>>,
+    /// The user's author tag: their messages carry it (see
+    /// [`ChatMessage::author`]).
+    pub my_author: RwSignal<Option<String>>,
     pub online: RwSignal<Vec<String>>,
-    /// Sorted by id, each id once.
+    /// Sorted by id, each id once, each as the server last said it is.
     pub messages: RwSignal<Vec<ChatMessage>>,
     pub pending: RwSignal<Vec<Pending>>,
+    /// Edits and deletions of the user's messages on their way, in the
+    /// order asked for.
+    pub changes: RwSignal<Vec<PendingChange>>,
+    /// The id of the newest edit or deletion applied here. Changes take
+    /// their ids from the same sequence as messages, so one may be newer
+    /// than every message shown, and a resume must start after it.
+    last_change: StoredValue<Option<i64>>,
+    /// The latest changes that arrived, oldest first (at most
+    /// [`SEEN_CHANGES`]).
+    seen_changes: StoredValue<VecDeque<SeenChange>>,
     pub connection: RwSignal<Connection>,
     /// Whether older messages may exist before the first one shown.
     pub has_older: RwSignal<bool>,
@@ -109,9 +251,13 @@ impl ChatState {
             room: StoredValue::new(room),
             rooms: RwSignal::new(rooms),
             me: RwSignal::new(None),
+            my_author: RwSignal::new(None),
             online: RwSignal::new(Vec::new()),
             messages: RwSignal::new(Vec::new()),
             pending: RwSignal::new(Vec::new()),
+            changes: RwSignal::new(Vec::new()),
+            last_change: StoredValue::new(None),
+            seen_changes: StoredValue::new(VecDeque::new()),
             connection: RwSignal::new(Connection::Connecting),
             has_older: RwSignal::new(false),
             notice: RwSignal::new(None),
@@ -123,10 +269,14 @@ impl ChatState {
         }
     }
 
-    /// The newest id shown: where a resume starts.
+    /// The newest id seen, of a message or of a change to one: where a
+    /// resume starts. The server sends a socket its room's frames in id
+    /// order, so everything before it has been seen too.
     pub fn last_id(&self) -> Option<i64> {
-        self.messages
-            .with_untracked(|messages| messages.last().map(|m| m.id))
+        let newest_message = self
+            .messages
+            .with_untracked(|messages| messages.last().map(|m| m.id));
+        newest_message.max(self.last_change.get_value())
     }
 
     /// The oldest id shown: where "load earlier" continues.
@@ -189,6 +339,122 @@ impl ChatState {
         });
     }
 
+    /// Asks the server for `change` (see [`ChatState::next_change`] for how
+    /// it goes out). Only while connected: an edit is made against the
+    /// message as the user last saw it, and offline nothing would show that
+    /// the change is waiting, so instead the notice says to try again, and
+    /// this answers false (an edit box stays open, its text kept). A change
+    /// asked for just before a drop is not lost: it goes out on the next
+    /// socket.
+    pub fn change(&self, client_id: String, change: Change) -> bool {
+        if self.connection.get_untracked() != Connection::Open {
+            self.notice.set(Some(OFFLINE_NOTICE.into()));
+            return false;
+        }
+        self.notice.set(None);
+        self.changes.update(|changes| {
+            changes.push(PendingChange {
+                change,
+                client_id,
+                sent: false,
+            })
+        });
+        true
+    }
+
+    /// What the user asked of message `id` that the server has not done
+    /// yet: the newest change waiting for it. Tracked.
+    pub fn change_waiting(&self, id: i64) -> Option<Change> {
+        self.changes.with(|changes| {
+            changes
+                .iter()
+                .rev()
+                .find(|c| c.change.target() == id)
+                .map(|c| c.change.clone())
+        })
+    }
+
+    /// Which change may be written to the socket now: one at a time, in
+    /// the order asked for, so that a later edit of a message is made
+    /// after an earlier one.
+    pub fn next_change(&self) -> NextChange {
+        self.changes
+            .with_untracked(|changes| match changes.first() {
+                None => NextChange::Idle,
+                Some(c) if c.sent => NextChange::Awaiting,
+                Some(c) => NextChange::Send(c.frame()),
+            })
+    }
+
+    /// Notes that `frame` was written to the current socket. Untracked:
+    /// nothing on screen changes until the server answers.
+    pub fn change_written(&self, frame: &ClientFrame) {
+        self.changes.update_untracked(|changes| {
+            if let Some(c) = changes.iter_mut().find(|c| !c.sent && c.is_asked_by(frame)) {
+                c.sent = true;
+            }
+        });
+    }
+
+    /// The server answered, or made moot, these changes: they are no
+    /// longer waiting. Written (and its watchers woken) only when one goes.
+    fn settle_changes(&self, answered: impl Fn(&PendingChange) -> bool) {
+        if self
+            .changes
+            .with_untracked(|changes| changes.iter().any(&answered))
+        {
+            self.changes
+                .update(|changes| changes.retain(|c| !answered(c)));
+        }
+    }
+
+    /// The change `id` arrived: shown if its message is (one older than
+    /// the pages loaded is not fetched for it), kept for the pages still
+    /// to come, and where a resume starts (see [`ChatState::last_id`]).
+    fn change_seen(&self, id: i64, change: SeenChange) {
+        if self
+            .last_change
+            .get_value()
+            .is_none_or(|newest| id > newest)
+        {
+            self.last_change.set_value(Some(id));
+        }
+        if self
+            .messages
+            .with_untracked(|messages| change.applies_to(messages))
+        {
+            self.messages.update(|messages| change.apply(messages));
+        }
+        self.seen_changes.update_value(|seen| {
+            if seen.len() == SEEN_CHANGES {
+                seen.pop_front();
+            }
+            seen.push_back(change);
+        });
+    }
+
+    /// An `error` frame naming the change `client_id`, if one waits under
+    /// it. Says whether the user should be told.
+    fn change_refused(&self, code: ErrorCode, client_id: &str) -> bool {
+        let Some(at) = self
+            .changes
+            .with_untracked(|changes| changes.iter().position(|c| c.client_id == client_id))
+        else {
+            return false;
+        };
+        if code == ErrorCode::RateLimited {
+            // Refused for timing only: it goes out again, in its place.
+            self.changes
+                .update_untracked(|changes| changes[at].sent = false);
+            return false;
+        }
+        let refused = self.changes.try_update(|changes| changes.remove(at));
+        // Deleting a message that is already gone did what the user wanted
+        // (deleted from another tab, say).
+        !(code == ErrorCode::NotFound
+            && matches!(refused.map(|c| c.change), Some(Change::Delete { .. })))
+    }
+
     /// Forgets a failed message the user dismissed.
     pub fn dismiss(&self, client_id: &str) {
         self.pending
@@ -196,9 +462,17 @@ impl ChatState {
     }
 
     /// Adds older messages fetched page by page.
+    /// A page is read over HTTP while the socket goes on: it may have been
+    /// read before a change that has arrived since, so the changes seen
+    /// lately are applied to it again.
     pub fn add_older(&self, mut page: Vec<ChatMessage>, page_size: usize) {
         self.has_older.set(page.len() >= page_size);
         page.retain(|m| self.is_here(m));
+        self.seen_changes.with_value(|seen| {
+            for change in seen {
+                change.apply(&mut page);
+            }
+        });
         self.messages.update(|messages| merge(messages, page));
     }
 
@@ -313,12 +587,14 @@ impl ChatState {
                 // The room the page asked for; each message says its own.
                 room: _,
                 username,
+                author,
                 online_users,
                 mut history,
                 complete,
             } => {
                 history.retain(|m| self.is_here(m));
                 self.me.set(Some(username));
+                self.my_author.set(Some(author));
                 self.online.set(online_users);
                 // A message stored just before the drop, whose ack was lost,
                 // comes back in the history: it is no longer pending.
@@ -328,8 +604,10 @@ impl ChatState {
                         .any(|m| m.client_id.as_deref() == Some(p.client_id.as_str()))
                 });
                 if !complete {
-                    // Too much was missed: start again from the latest page.
+                    // Too much was missed: start again from the latest page,
+                    // and from the changes that come after it.
                     self.messages.set(Vec::new());
+                    self.last_change.set_value(None);
                     return Applied::ReloadLatest;
                 }
                 if resuming {
@@ -364,9 +642,22 @@ impl ChatState {
                     .update(|messages| merge(messages, vec![message]));
                 Applied::Nothing
             }
+            ServerFrame::Edited { message, .. } if !self.is_here(&message) => Applied::Nothing,
+            ServerFrame::Edited { id, message } => {
+                self.change_seen(id, SeenChange::Edited(message));
+                Applied::Nothing
+            }
+            ServerFrame::Deleted { room, .. } if !self.is_current(&room) => Applied::Nothing,
+            ServerFrame::Deleted { id, message_id, .. } => {
+                // Whatever else was asked of it is moot now.
+                self.settle_changes(|c| c.change.target() == message_id);
+                self.change_seen(id, SeenChange::Deleted(message_id));
+                Applied::Nothing
+            }
             ServerFrame::Typing { username } => Applied::Typing(username),
             ServerFrame::Ack { client_id, .. } => {
                 self.settle_where(|p| p.client_id == client_id);
+                self.settle_changes(|c| c.client_id == client_id);
                 Applied::Nothing
             }
             ServerFrame::UserJoined { username } => {
@@ -392,7 +683,16 @@ impl ChatState {
                 // `rate_limited` refuses the timing, not the message: it goes
                 // out again, in its place, once the client has slowed down.
                 let rate_limited = code == ErrorCode::RateLimited;
+                let is_change = client_id.as_deref().is_some_and(|client_id| {
+                    self.changes
+                        .with_untracked(|changes| changes.iter().any(|c| c.client_id == client_id))
+                });
                 match client_id {
+                    Some(client_id) if is_change => {
+                        if self.change_refused(code, &client_id) {
+                            self.notice.set(Some(message));
+                        }
+                    }
                     Some(client_id) => self.pending.update(|pending| {
                         if let Some(p) = pending.iter_mut().find(|p| p.client_id == client_id) {
                             if rate_limited {
@@ -436,6 +736,16 @@ pub enum Applied {
     RateLimited,
     /// This person is typing (see [`ChatState::typing_seen`]).
     Typing(String),
+}
+
+/// The answer of [`ChatState::next_change`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum NextChange {
+    Idle,
+    /// The first change is on the wire; the rest wait for its answer.
+    Awaiting,
+    /// This frame may go out (as soon as the rate allows).
+    Send(ClientFrame),
 }
 
 /// The answer of [`ChatState::next_to_send`].
@@ -599,9 +909,11 @@ mod tests {
             id,
             room: LOBBY.into(),
             username: "A".into(),
+            author: "tag".into(),
             message: format!("m{id}"),
             sent_at: "2026-01-01T00:00:00.000Z".into(),
             client_id: None,
+            edited_at: None,
         }
     }
 
@@ -637,6 +949,7 @@ mod tests {
         ServerFrame::Welcome {
             room: LOBBY.into(),
             username: "A".into(),
+            author: "tag".into(),
             online_users: vec!["A".into()],
             history,
             complete: true,
@@ -690,6 +1003,7 @@ mod tests {
             let frame = ServerFrame::Welcome {
                 room: LOBBY.into(),
                 username: "A".into(),
+                author: "tag".into(),
                 online_users: vec!["A".into()],
                 history: vec![stored(5, "c1")],
                 complete: false,
@@ -782,6 +1096,7 @@ mod tests {
             let welcome = ServerFrame::Welcome {
                 room: LOBBY.into(),
                 username: "A".into(),
+                author: "tag".into(),
                 online_users: vec!["A".into()],
                 history: vec![message(2), message(3)],
                 complete: true,
@@ -812,6 +1127,7 @@ mod tests {
                 ServerFrame::Welcome {
                     room: "rust".into(),
                     username: "A".into(),
+                    author: "tag".into(),
                     online_users: vec!["A".into()],
                     history: vec![in_room(1, "rust"), in_room(2, LOBBY), in_room(3, "rust")],
                     complete: true,
@@ -1028,6 +1344,344 @@ mod tests {
             ReadStep::Wait(READ_EVERY_MS - 1.0)
         );
         assert_eq!(small.read(Some(4), 1.0 + READ_EVERY_MS), ReadStep::Send(4));
+    }
+
+    fn edited(change_id: i64, id: i64, text: &str) -> ServerFrame {
+        ServerFrame::Edited {
+            id: change_id,
+            message: ChatMessage {
+                message: text.into(),
+                edited_at: Some("2026-01-01T00:05:00.000Z".into()),
+                ..message(id)
+            },
+        }
+    }
+
+    fn deleted(change_id: i64, room: &str, id: i64) -> ServerFrame {
+        ServerFrame::Deleted {
+            id: change_id,
+            room: room.into(),
+            message_id: id,
+        }
+    }
+
+    fn texts(chat: &ChatState) -> Vec<String> {
+        chat.messages
+            .get_untracked()
+            .into_iter()
+            .map(|m| m.message)
+            .collect()
+    }
+
+    #[test]
+    fn an_edit_replaces_the_text_in_place() {
+        let owner = Owner::new();
+        owner.with(|| {
+            let chat = ChatState::new(LOBBY.into());
+            chat.apply(welcome(vec![message(1), message(2), message(3)]), false);
+            chat.apply(edited(10, 2, "fixed"), false);
+            assert_eq!(shown_ids(&chat), [1, 2, 3]);
+            assert_eq!(texts(&chat), ["m1", "fixed", "m3"]);
+            let second = &chat.messages.get_untracked()[1];
+            assert_eq!(
+                second.edited_at.as_deref(),
+                Some("2026-01-01T00:05:00.000Z")
+            );
+            // The others are untouched.
+            assert_eq!(chat.messages.get_untracked()[0].edited_at, None);
+            // An edit of a message not shown (older than the pages loaded)
+            // adds nothing.
+            chat.apply(edited(11, 0, "unseen"), false);
+            assert_eq!(shown_ids(&chat), [1, 2, 3]);
+        });
+    }
+
+    #[test]
+    fn a_deletion_removes_the_message() {
+        let owner = Owner::new();
+        owner.with(|| {
+            let chat = ChatState::new(LOBBY.into());
+            chat.apply(welcome(vec![message(1), message(2), message(3)]), false);
+            chat.apply(deleted(10, LOBBY, 2), false);
+            assert_eq!(shown_ids(&chat), [1, 3]);
+            // Again, or of a message never shown: nothing more goes.
+            chat.apply(deleted(11, LOBBY, 2), false);
+            chat.apply(deleted(12, LOBBY, 0), false);
+            assert_eq!(shown_ids(&chat), [1, 3]);
+            chat.apply(deleted(13, LOBBY, 3), false);
+            chat.apply(deleted(14, LOBBY, 1), false);
+            assert_eq!(shown_ids(&chat), Vec::<i64>::new());
+        });
+    }
+
+    #[test]
+    fn a_resume_starts_after_the_newest_message_or_change() {
+        let owner = Owner::new();
+        owner.with(|| {
+            let chat = ChatState::new(LOBBY.into());
+            chat.apply(welcome(vec![message(1), message(4)]), false);
+            assert_eq!(chat.last_id(), Some(4));
+            chat.apply(edited(7, 1, "later"), false);
+            assert_eq!(chat.last_id(), Some(7));
+            // Counted even when the message edited is not shown.
+            chat.apply(edited(9, 0, "unseen"), false);
+            assert_eq!(chat.last_id(), Some(9));
+            chat.apply(ServerFrame::Message(message(10)), false);
+            assert_eq!(chat.last_id(), Some(10));
+            chat.apply(deleted(12, LOBBY, 10), false);
+            assert_eq!(chat.last_id(), Some(12));
+            // A replayed older change does not move it back.
+            chat.apply(deleted(8, LOBBY, 4), false);
+            assert_eq!(chat.last_id(), Some(12));
+            assert_eq!(shown_ids(&chat), [1]);
+            // The read mark is the same id.
+            assert_eq!(chat.read_mark(), Some(12));
+            // Every message deleted: a resume still starts after the changes.
+            chat.apply(deleted(13, LOBBY, 1), false);
+            assert_eq!(chat.last_id(), Some(13));
+        });
+    }
+
+    #[test]
+    fn changes_in_another_room_are_ignored() {
+        let owner = Owner::new();
+        owner.with(|| {
+            let chat = ChatState::new("rust".into());
+            chat.apply(
+                ServerFrame::Welcome {
+                    room: "rust".into(),
+                    username: "A".into(),
+                    author: "tag".into(),
+                    online_users: vec!["A".into()],
+                    history: vec![in_room(1, "rust"), in_room(2, "rust")],
+                    complete: true,
+                },
+                false,
+            );
+            chat.apply(
+                ServerFrame::Edited {
+                    id: 20,
+                    message: ChatMessage {
+                        message: "elsewhere".into(),
+                        edited_at: Some("2026-01-01T00:05:00.000Z".into()),
+                        ..in_room(1, "go")
+                    },
+                },
+                false,
+            );
+            chat.apply(deleted(21, "go", 2), false);
+            assert_eq!(shown_ids(&chat), [1, 2]);
+            assert_eq!(texts(&chat), ["m1", "m2"]);
+            assert_eq!(chat.last_id(), Some(2));
+        });
+    }
+
+    #[test]
+    fn an_incomplete_resume_forgets_the_changes_seen() {
+        let owner = Owner::new();
+        owner.with(|| {
+            let chat = ChatState::new(LOBBY.into());
+            chat.apply(welcome(vec![message(1)]), false);
+            chat.apply(edited(5, 1, "edited"), false);
+            assert_eq!(chat.last_id(), Some(5));
+            let frame = ServerFrame::Welcome {
+                room: LOBBY.into(),
+                username: "A".into(),
+                author: "tag".into(),
+                online_users: vec!["A".into()],
+                history: vec![message(2_000)],
+                complete: false,
+            };
+            assert_eq!(chat.apply(frame, true), Applied::ReloadLatest);
+            assert_eq!(chat.last_id(), None);
+            // The latest page starts the count again.
+            chat.add_older(vec![message(2_990), message(3_000)], HISTORY_PAGE);
+            assert_eq!(chat.last_id(), Some(3_000));
+        });
+    }
+
+    /// A page of `ids` by "A", who is signed in, on an open socket.
+    fn connected_with(ids: &[i64]) -> ChatState {
+        let chat = ChatState::new(LOBBY.into());
+        chat.apply(welcome(ids.iter().map(|&id| message(id)).collect()), false);
+        chat.connection.set(Connection::Open);
+        chat
+    }
+
+    fn edit(id: i64, text: &str) -> Change {
+        Change::Edit {
+            id,
+            text: text.into(),
+        }
+    }
+
+    fn error(code: ErrorCode, client_id: Option<&str>) -> ServerFrame {
+        ServerFrame::Error {
+            code,
+            message: "refused".into(),
+            client_id: client_id.map(str::to_string),
+        }
+    }
+
+    fn ack(client_id: &str, id: i64) -> ServerFrame {
+        ServerFrame::Ack {
+            client_id: client_id.into(),
+            id,
+        }
+    }
+
+    /// The frame of the next change, noted as written.
+    fn write_next_change(chat: &ChatState) -> ClientFrame {
+        let NextChange::Send(frame) = chat.next_change() else {
+            panic!("no change to send: {:?}", chat.next_change());
+        };
+        chat.change_written(&frame);
+        frame
+    }
+
+    #[test]
+    fn changes_go_out_one_at_a_time_until_acked() {
+        let owner = Owner::new();
+        owner.with(|| {
+            let chat = connected_with(&[1, 2]);
+            assert_eq!(chat.next_change(), NextChange::Idle);
+            assert!(chat.change("e1".into(), edit(1, "one")));
+            assert!(chat.change("d2".into(), Change::Delete { id: 2 }));
+            assert_eq!(
+                write_next_change(&chat),
+                ClientFrame::Edit {
+                    id: 1,
+                    message: "one".into(),
+                    client_id: Some("e1".into()),
+                }
+            );
+            assert_eq!(chat.next_change(), NextChange::Awaiting);
+            // The edit shows as waiting until the server has it.
+            assert_eq!(chat.change_waiting(1), Some(edit(1, "one")));
+            chat.apply(edited(3, 1, "one"), false);
+            chat.apply(ack("e1", 3), false);
+            assert_eq!(chat.change_waiting(1), None);
+            assert_eq!(texts(&chat), ["one", "m2"]);
+            assert_eq!(
+                write_next_change(&chat),
+                ClientFrame::Delete {
+                    id: 2,
+                    client_id: Some("d2".into())
+                }
+            );
+            chat.apply(deleted(4, LOBBY, 2), false);
+            chat.apply(ack("d2", 4), false);
+            assert_eq!(chat.next_change(), NextChange::Idle);
+            assert_eq!(chat.notice.get_untracked(), None);
+        });
+    }
+
+    #[test]
+    fn another_tabs_edit_does_not_settle_this_ones_and_a_resend_undoes_nothing() {
+        let owner = Owner::new();
+        owner.with(|| {
+            let chat = connected_with(&[1]);
+            chat.change("mine".into(), edit(1, "x"));
+            let frame = write_next_change(&chat);
+            // Another tab's edit of the same message: this one still waits.
+            chat.apply(edited(5, 1, "from the other tab"), false);
+            assert_eq!(chat.change_waiting(1), Some(edit(1, "x")));
+            // The socket drops; the server had stored "x" (change 4) before
+            // the other tab's. The resume replays the message as it now is,
+            // and the resend, under the same key, is only acked.
+            chat.changes
+                .update_untracked(|changes| changes.iter_mut().for_each(|c| c.sent = false));
+            chat.apply(welcome(vec![]), true);
+            chat.apply(edited(5, 1, "from the other tab"), false);
+            assert_eq!(write_next_change(&chat), frame);
+            chat.apply(ack("mine", 4), false);
+            assert_eq!(chat.change_waiting(1), None);
+            assert_eq!(texts(&chat), ["from the other tab"]);
+        });
+    }
+
+    #[test]
+    fn a_change_asked_for_offline_is_refused_with_a_notice() {
+        let owner = Owner::new();
+        owner.with(|| {
+            let chat = connected_with(&[1]);
+            chat.connection.set(Connection::Reconnecting);
+            assert!(!chat.change("d1".into(), Change::Delete { id: 1 }));
+            assert_eq!(chat.next_change(), NextChange::Idle);
+            assert_eq!(chat.notice.get_untracked().as_deref(), Some(OFFLINE_NOTICE));
+            // Back online, it is taken, and the notice goes.
+            chat.connection.set(Connection::Open);
+            assert!(chat.change("d1".into(), Change::Delete { id: 1 }));
+            assert_eq!(chat.notice.get_untracked(), None);
+        });
+    }
+
+    #[test]
+    fn a_refused_change_is_dropped_and_said_unless_only_its_timing_was() {
+        let owner = Owner::new();
+        owner.with(|| {
+            let chat = connected_with(&[1, 2]);
+            chat.change("fast".into(), edit(1, "too fast"));
+            let frame = write_next_change(&chat);
+            // Refused for rate: back in line, not told.
+            assert_eq!(
+                chat.apply(error(ErrorCode::RateLimited, Some("fast")), false),
+                Applied::RateLimited
+            );
+            assert_eq!(chat.next_change(), NextChange::Send(frame.clone()));
+            assert_eq!(chat.notice.get_untracked(), None);
+            // An error naming something else leaves it alone.
+            chat.change_written(&frame);
+            chat.apply(error(ErrorCode::Forbidden, Some("other")), false);
+            assert_eq!(chat.next_change(), NextChange::Awaiting);
+            // Refused for good: gone, the server's text is back, and told.
+            chat.apply(error(ErrorCode::Forbidden, Some("fast")), false);
+            assert_eq!(chat.next_change(), NextChange::Idle);
+            assert_eq!(chat.change_waiting(1), None);
+            assert_eq!(texts(&chat), ["m1", "m2"]);
+            assert_eq!(chat.notice.get_untracked().as_deref(), Some("refused"));
+            // Deleting a message already gone did what was asked.
+            chat.notice.set(None);
+            chat.change("gone".into(), Change::Delete { id: 2 });
+            write_next_change(&chat);
+            chat.apply(error(ErrorCode::NotFound, Some("gone")), false);
+            assert_eq!(chat.next_change(), NextChange::Idle);
+            assert_eq!(chat.notice.get_untracked(), None);
+            // An error that names nothing is simply told.
+            chat.apply(error(ErrorCode::BadFrame, None), false);
+            assert_eq!(chat.notice.get_untracked().as_deref(), Some("refused"));
+        });
+    }
+
+    #[test]
+    fn a_deletion_settles_every_change_waiting_for_that_message() {
+        let owner = Owner::new();
+        owner.with(|| {
+            let chat = connected_with(&[1, 2]);
+            chat.change("a".into(), edit(1, "first"));
+            chat.change("b".into(), edit(2, "other"));
+            chat.change("c".into(), edit(1, "second"));
+            // Deleted from another tab: its edits are moot.
+            chat.apply(deleted(5, LOBBY, 1), false);
+            assert_eq!(chat.change_waiting(1), None);
+            assert_eq!(chat.change_waiting(2), Some(edit(2, "other")));
+            assert_eq!(shown_ids(&chat), [2]);
+        });
+    }
+
+    #[test]
+    fn a_page_read_before_a_change_arrived_shows_the_change() {
+        let owner = Owner::new();
+        owner.with(|| {
+            let chat = connected_with(&[5]);
+            // While "load earlier" is on its way, 2 is edited and 3 deleted.
+            chat.apply(edited(10, 2, "new text"), false);
+            chat.apply(deleted(11, LOBBY, 3), false);
+            chat.add_older(vec![message(1), message(2), message(3), message(4)], 4);
+            assert_eq!(shown_ids(&chat), [1, 2, 4, 5]);
+            assert_eq!(texts(&chat), ["m1", "new text", "m4", "m5"]);
+            assert_eq!(chat.last_id(), Some(11));
+        });
     }
 
     #[test]

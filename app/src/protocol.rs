@@ -44,6 +44,11 @@ pub struct ChatMessage {
     pub room: String,
     /// The sender's name, decided by the server from the session.
     pub username: String,
+    /// An opaque tag of the sender's login, the same on all its messages;
+    /// the `welcome` says which is the reader's own. Names are freed at
+    /// logout and taken again, so this, not the name, says whose it is.
+    #[serde(default)]
+    pub author: String,
     /// The text, exactly as sent (rendered as text, never as HTML).
     pub message: String,
     /// RFC 3339 UTC with milliseconds, set by the server.
@@ -51,6 +56,10 @@ pub struct ChatMessage {
     /// The sender's idempotency key, when the sender gave one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
+    /// When the text was last edited (RFC 3339 UTC, like `sent_at`); absent
+    /// for a message never edited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<String>,
 }
 
 /// A frame the server sends down a WebSocket.
@@ -62,6 +71,9 @@ pub enum ServerFrame {
         /// The room this socket is in.
         room: String,
         username: String,
+        /// The reader's own author tag (see [`ChatMessage::author`]).
+        #[serde(default)]
+        author: String,
         online_users: Vec<String>,
         history: Vec<ChatMessage>,
         /// False when a resume missed more than [`MAX_RESUME`] messages: the
@@ -80,7 +92,22 @@ pub enum ServerFrame {
     Typing {
         username: String,
     },
-    /// The message with this `client_id` is stored under `id`.
+    /// A message was edited: `message` is it as it now is (`edited_at` set).
+    /// `id` is the edit's own place in the id sequence: a client resumes
+    /// after the highest id it has seen, message or change.
+    Edited {
+        id: i64,
+        message: ChatMessage,
+    },
+    /// A message was deleted: its text is gone from the server and from
+    /// every history. `id` is the deletion's place in the id sequence.
+    Deleted {
+        id: i64,
+        room: String,
+        message_id: i64,
+    },
+    /// The message, edit or deletion with this `client_id` is stored under
+    /// `id`.
     Ack {
         client_id: String,
         id: i64,
@@ -110,6 +137,25 @@ pub enum ClientFrame {
     /// The user has seen this room's messages up to `id`: unread counts
     /// start after it, on every device of the session.
     Read { id: i64 },
+    /// Replaces the text of one's own message `id` in this socket's room.
+    /// The same rules as a message apply to the text; the answer is an
+    /// `edited` frame to the room and an `ack` (when it has a `client_id`),
+    /// or an `error` frame. A `client_id` makes it idempotent like a
+    /// message's: sent again, it is acked under the id it was stored with
+    /// and not done twice.
+    Edit {
+        id: i64,
+        message: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_id: Option<String>,
+    },
+    /// Deletes one's own message `id` in this socket's room: a `deleted`
+    /// frame to the room and an `ack`, or an `error` frame.
+    Delete {
+        id: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_id: Option<String>,
+    },
 }
 
 /// Why the server refused a frame.
@@ -124,6 +170,11 @@ pub enum ErrorCode {
     TooLong,
     /// Over the per-user rate; the message was not stored.
     RateLimited,
+    /// An edit or deletion of someone else's message.
+    Forbidden,
+    /// An edit or deletion of a message that is not in this room (never
+    /// was, or was deleted).
+    NotFound,
 }
 
 /// `POST /api/login` as JSON.
@@ -188,13 +239,15 @@ mod tests {
             id: 43,
             room: "lobby".into(),
             username: "John1".into(),
+            author: "tag".into(),
             message: "Hello".into(),
             sent_at: "2026-11-24T17:04:00.123Z".into(),
             client_id: None,
+            edited_at: None,
         });
         assert_eq!(
             serde_json::to_string(&frame).unwrap(),
-            r#"{"type":"message","id":43,"room":"lobby","username":"John1","message":"Hello","sent_at":"2026-11-24T17:04:00.123Z"}"#
+            r#"{"type":"message","id":43,"room":"lobby","username":"John1","author":"tag","message":"Hello","sent_at":"2026-11-24T17:04:00.123Z"}"#
         );
         let joined = ServerFrame::UserJoined {
             username: "A".into(),
@@ -245,6 +298,64 @@ mod tests {
             })
             .unwrap(),
             r#"{"type":"typing","username":"Ann"}"#
+        );
+    }
+
+    #[test]
+    fn edits_and_deletions_match_the_documented_json() {
+        assert_eq!(
+            serde_json::from_str::<ClientFrame>(r#"{"type":"edit","id":43,"message":"Hi"}"#)
+                .unwrap(),
+            ClientFrame::Edit {
+                id: 43,
+                message: "Hi".into(),
+                client_id: None,
+            }
+        );
+        assert_eq!(
+            serde_json::from_str::<ClientFrame>(r#"{"type":"delete","id":43}"#).unwrap(),
+            ClientFrame::Delete {
+                id: 43,
+                client_id: None
+            }
+        );
+        let delete = ClientFrame::Delete {
+            id: 43,
+            client_id: Some("c-9".into()),
+        };
+        assert_eq!(
+            serde_json::to_string(&delete).unwrap(),
+            r#"{"type":"delete","id":43,"client_id":"c-9"}"#
+        );
+        let edited = ServerFrame::Edited {
+            id: 57,
+            message: ChatMessage {
+                id: 43,
+                room: "lobby".into(),
+                username: "John1".into(),
+                author: "tag".into(),
+                message: "Hi".into(),
+                sent_at: "2026-11-24T17:04:00.123Z".into(),
+                client_id: None,
+                edited_at: Some("2026-11-24T17:05:00.000Z".into()),
+            },
+        };
+        assert_eq!(
+            serde_json::to_string(&edited).unwrap(),
+            r#"{"type":"edited","id":57,"message":{"id":43,"room":"lobby","username":"John1","author":"tag","message":"Hi","sent_at":"2026-11-24T17:04:00.123Z","edited_at":"2026-11-24T17:05:00.000Z"}}"#
+        );
+        let deleted = ServerFrame::Deleted {
+            id: 58,
+            room: "lobby".into(),
+            message_id: 43,
+        };
+        assert_eq!(
+            serde_json::to_string(&deleted).unwrap(),
+            r#"{"type":"deleted","id":58,"room":"lobby","message_id":43}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&ErrorCode::NotFound).unwrap(),
+            r#""not_found""#
         );
     }
 

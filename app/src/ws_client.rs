@@ -3,14 +3,19 @@
 //! after a drop.
 //!
 //! A drop is followed by a reconnect with exponential backoff and jitter that
-//! resumes with `?after=<last id shown>`, so nothing is missed; the store's ids
-//! make the overlap harmless (the state keeps each id once). Messages the
-//! server has not acknowledged are sent again under the same `client_id`, which
-//! the server stores only once.
+//! resumes with `?after=<last id seen>`, so nothing is missed; the store's ids
+//! make the overlap harmless (the state keeps each id once). Edits and
+//! deletions take their ids from the same sequence, so the last id seen may be
+//! a change's; the server replays the changes to older messages after the
+//! `welcome`. Messages the server has not acknowledged are sent again under the
+//! same `client_id`, which the server stores only once.
 //!
 //! Sending is paced to the server's rate limit, so a backlog (everything typed
 //! while offline) goes out as fast as the server accepts it and no faster; a
 //! `rate_limited` answer slows the client down and the message goes out again.
+//! Edits and deletions of one's own messages go out the same way: one at a
+//! time, charged to the same pacing (the server counts them against the same
+//! rate), and sent again on the next socket when a drop left them unanswered.
 //!
 //! Two small frames go out beside the messages: `typing` while the user
 //! types, and `read` when the newest message is on screen. The server gives
@@ -37,7 +42,9 @@ use gloo_timers::future::TimeoutFuture;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
-use crate::chat_state::{Applied, ChatState, Connection, NextSend, ReadStep, SmallFrames};
+use crate::chat_state::{
+    Applied, ChatState, Connection, NextChange, NextSend, ReadStep, SmallFrames,
+};
 use crate::protocol::{
     ClientFrame, MessagePage, RoomList, RoomSummary, ServerFrame, HISTORY_PAGE, SIGNED_OUT_REASON,
 };
@@ -61,10 +68,12 @@ const RATE_BURST: f64 = 10.0;
 /// The pause after a `rate_limited` answer: two and a half tokens at the
 /// default rate, so the server's bucket has refilled when the message returns.
 const RATE_LIMITED_BACKOFF_MS: f64 = 500.0;
-/// A message unanswered this long means the socket is dead though the browser
-/// has not noticed, or the server could not store it (it then sends no ack and
-/// counts on the sender to try again). Either way: reconnect, and the message
-/// goes out again under its `client_id`.
+/// A message (or a change) unanswered this long means the socket is dead
+/// though the browser has not noticed, or the server could not store it (it
+/// then sends no answer and counts on the sender to try again). Either way:
+/// reconnect, and the message goes out again under its `client_id` (a change
+/// goes out again as it is: the same edit twice leaves the same text, and a
+/// deletion of a message already gone is taken as done).
 const ANSWER_TIMEOUT_MS: f64 = 10_000.0;
 /// How often the room list's unread counts are fetched, whether the tab is
 /// on screen or not: often enough for a title that counts news from other
@@ -82,7 +91,8 @@ type Writer = StoredValue<Option<mpsc::UnboundedSender<Nudge>>, LocalStorage>;
 
 /// What wakes the writer.
 enum Nudge {
-    /// The pending list changed: a message was queued, answered or refused.
+    /// What waits to go out changed: a message or a change to one was
+    /// queued, answered or refused.
     Pending,
     /// The server refused a message for rate.
     SlowDown,
@@ -104,9 +114,10 @@ pub fn start(chat: ChatState) {
         });
     };
 
-    // Whatever the user queues, and every answer, may let a message go out.
+    // Whatever the user queues, and every answer, may let a frame go out.
     Effect::new(move |_| {
         chat.pending.track();
+        chat.changes.track();
         nudge(Nudge::Pending);
     });
     // Typing in the box (not the first run: nobody has typed yet).
@@ -300,9 +311,12 @@ async fn read(
                         // Rooms made or visited elsewhere since the last look,
                         // and this one, visited now.
                         spawn_local(fetch_rooms(chat, rooms, RoomsBecause::Welcome));
-                        // Everything unacknowledged goes out again on this socket.
+                        // Everything unanswered goes out again on this socket.
                         chat.pending.update_untracked(|pending| {
                             pending.iter_mut().for_each(|p| p.sent = false)
+                        });
+                        chat.changes.update_untracked(|changes| {
+                            changes.iter_mut().for_each(|c| c.sent = false)
                         });
                         writer.set_value(Some(nudge.clone()));
                         let _ = nudge.unbounded_send(Nudge::Pending);
@@ -324,9 +338,10 @@ async fn read(
 }
 
 /// Writes the pending messages to the socket in order, one at a time (see
-/// [`ChatState::next_to_send`]), paced by a [`TokenBucket`], with `typing`
-/// and `read` frames in between, paced by `small`. Sleeps until a nudge, a
-/// token or a deadline: never spins.
+/// [`ChatState::next_to_send`]), and the pending changes likewise (see
+/// [`ChatState::next_change`]), both paced by one [`TokenBucket`], with
+/// `typing` and `read` frames in between, paced by `small`. Sleeps until a
+/// nudge, a token or a deadline: never spins.
 async fn write(
     chat: ChatState,
     mut sink: SplitSink<WebSocket, Message>,
@@ -386,17 +401,19 @@ enum Step {
     Send(ClientFrame),
     /// Sleep until a nudge, or at most this many milliseconds.
     Wait(Option<f64>),
-    /// A message went unanswered: the socket is as good as dead.
+    /// A message or a change went unanswered: the socket is as good as dead.
     Dead,
 }
 
 /// The writer's bookkeeping for one connection. Times are milliseconds from
 /// `Date.now()`.
 struct Outbox<'a> {
-    /// Messages only: `typing` and `read` are not charged to it.
+    /// Messages and changes: `typing` and `read` are not charged to it.
     bucket: TokenBucket,
     /// When the message on the wire was written.
     message_at: f64,
+    /// When the change on the wire was written.
+    change_at: f64,
     slow_down: bool,
     /// The user typed since the last look.
     typed: bool,
@@ -411,6 +428,7 @@ impl<'a> Outbox<'a> {
             // retry covers it.
             bucket: TokenBucket::full(now),
             message_at: 0.0,
+            change_at: 0.0,
             slow_down: false,
             typed: false,
             small,
@@ -425,9 +443,10 @@ impl<'a> Outbox<'a> {
         }
     }
 
-    /// Messages first; then `typing`, only while no message is waiting or
-    /// on the wire (after a message it would announce typing that is over);
-    /// then `read`. Nothing is recorded as sent here: see [`Self::written`].
+    /// Messages first, then changes; then `typing`, only while no message
+    /// is waiting or on the wire (after a message it would announce typing
+    /// that is over); then `read`. Nothing is recorded as sent here: see
+    /// [`Self::written`].
     fn next(&mut self, chat: ChatState, now: f64) -> Step {
         let mut wait: Option<f64> = None;
         let mut wait_at_most = |ms: f64| wait = Some(wait.map_or(ms, |w: f64| w.min(ms)));
@@ -451,6 +470,20 @@ impl<'a> Outbox<'a> {
                 }
             },
         }
+        match chat.next_change() {
+            NextChange::Idle => {}
+            NextChange::Awaiting => {
+                let left = ANSWER_TIMEOUT_MS - (now - self.change_at);
+                if left <= 0.0 {
+                    return Step::Dead;
+                }
+                wait_at_most(left);
+            }
+            NextChange::Send(frame) => match self.bucket.take(now) {
+                Err(ms) => wait_at_most(ms),
+                Ok(()) => return Step::Send(frame),
+            },
+        }
         if std::mem::take(&mut self.typed) && next == NextSend::Idle && self.small.typing_due(now) {
             return Step::Send(ClientFrame::Typing);
         }
@@ -470,6 +503,10 @@ impl<'a> Outbox<'a> {
                     chat.mark_sent(client_id);
                 }
                 self.message_at = now;
+            }
+            ClientFrame::Edit { .. } | ClientFrame::Delete { .. } => {
+                chat.change_written(frame);
+                self.change_at = now;
             }
             ClientFrame::Typing => self.small.typing_written(now),
             &ClientFrame::Read { id } => self.small.read_written(id, now),
@@ -551,11 +588,11 @@ fn go_to_login() {
     let _ = window().location().set_href("/");
 }
 
-/// "Load earlier messages".
+/// "Load earlier messages": the page before the oldest shown, or, when
+/// every message shown has been deleted, the room's latest page (which is
+/// then older than anything that was on screen).
 pub fn load_earlier(chat: ChatState) {
-    if let Some(first) = chat.first_id() {
-        spawn_local(fetch_page(chat, Some(first)));
-    }
+    spawn_local(fetch_page(chat, chat.first_id()));
 }
 
 /// Fetches one page of history before `before` (or the latest page) and merges it.
@@ -730,11 +767,4 @@ async fn expire_typing(chat: ChatState, mut shown: mpsc::UnboundedReceiver<()>) 
         // What was said while waiting is in the list already.
         while shown.try_recv().is_ok() {}
     }
-}
-
-/// A fresh idempotency key for one outgoing message.
-pub fn new_client_id() -> String {
-    let a = (js_sys::Math::random() * 9_007_199_254_740_992.0) as u64;
-    let b = (js_sys::Math::random() * 9_007_199_254_740_992.0) as u64;
-    format!("{:x}-{a:x}-{b:x}", js_sys::Date::now() as u64)
 }

@@ -17,7 +17,7 @@ use std::{
     },
 };
 
-use app::protocol::ServerFrame;
+use app::protocol::{ChatMessage, ServerFrame};
 use axum::extract::ws::Utf8Bytes;
 use tokio::sync::{mpsc, Notify};
 
@@ -28,8 +28,8 @@ use crate::{metrics::Metrics, session::SessionId};
 /// One frame, serialised once and shared by every recipient.
 #[derive(Clone, Debug)]
 pub struct Outgoing {
-    /// The message id, for `message` frames: lets a new socket skip what its
-    /// `welcome` already carried.
+    /// The log id, for `message`, `edited` and `deleted` frames: lets a new
+    /// socket skip what its `welcome` already carried.
     pub id: Option<i64>,
     pub text: Utf8Bytes,
 }
@@ -46,7 +46,9 @@ impl Outgoing {
     /// Serialises a frame once, for any number of recipients.
     pub fn encode(frame: &ServerFrame) -> Option<Self> {
         let id = match frame {
-            ServerFrame::Message(message) => Some(message.id),
+            ServerFrame::Message(ChatMessage { id, .. })
+            | ServerFrame::Edited { id, .. }
+            | ServerFrame::Deleted { id, .. } => Some(*id),
             _ => None,
         };
         match serde_json::to_string(frame) {

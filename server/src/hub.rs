@@ -29,7 +29,7 @@ use crate::{
     reads::Reads,
     recent::Recent,
     session::SessionId,
-    store::{SessionRecord, SessionRow, Store, StoreError},
+    store::{Entry, SessionRecord, SessionRow, Store, StoreError},
 };
 
 /// The most history one `welcome` carries, in bytes of text: no client can
@@ -57,19 +57,24 @@ impl Budget {
         }
     }
 
-    /// Whether `message` still fits; once one does not, none does.
-    fn take(&mut self, message: &ChatMessage) -> bool {
-        // Quotes, backslashes and newlines grow by one byte in JSON.
-        let escaped = message
-            .message
-            .bytes()
-            .filter(|b| matches!(b, b'"' | b'\\' | b'\n' | b'\t' | b'\r'))
-            .count();
-        let size = MESSAGE_OVERHEAD
-            + message.message.len()
-            + escaped
-            + message.username.len()
-            + message.client_id.as_ref().map_or(0, String::len);
+    /// Whether `entry` still fits; once one does not, none does.
+    fn take(&mut self, entry: &Entry) -> bool {
+        let size = match entry {
+            Entry::Message(message) | Entry::Edited { message, .. } => {
+                // Quotes, backslashes and newlines grow by one byte in JSON.
+                let escaped = message
+                    .message
+                    .bytes()
+                    .filter(|b| matches!(b, b'"' | b'\\' | b'\n' | b'\t' | b'\r'))
+                    .count();
+                MESSAGE_OVERHEAD
+                    + message.message.len()
+                    + escaped
+                    + message.username.len()
+                    + message.client_id.as_ref().map_or(0, String::len)
+            }
+            Entry::Deleted { room, .. } => MESSAGE_OVERHEAD + room.len(),
+        };
         if self.spent || size > self.left {
             self.spent = true;
             return false;
@@ -77,6 +82,33 @@ impl Budget {
         self.left -= size;
         true
     }
+}
+
+/// What a resume after `after` shows, from the log entries since: the new
+/// messages as they now are, and for each older message changed since, its
+/// last change alone (an edit carries the text as it now is; a deletion
+/// ends it). A change to a new message is applied to it here: the entries
+/// may have been read in several pages, so a message read before its
+/// change was stored still holds its old text.
+fn replay(entries: Vec<Entry>, after: i64) -> (Vec<ChatMessage>, Vec<ServerFrame>) {
+    let mut messages: Vec<ChatMessage> = Vec::new();
+    let mut changes: Vec<Entry> = Vec::new();
+    for entry in entries {
+        match entry {
+            Entry::Message(message) => messages.push(message),
+            change if change.target().is_some_and(|target| target <= after) => {
+                changes.retain(|earlier| earlier.target() != change.target());
+                changes.push(change);
+            }
+            Entry::Edited { message, .. } => {
+                if let Some(shown) = messages.iter_mut().find(|shown| shown.id == message.id) {
+                    *shown = message;
+                }
+            }
+            Entry::Deleted { message_id, .. } => messages.retain(|shown| shown.id != message_id),
+        }
+    }
+    (messages, changes.into_iter().map(Entry::frame).collect())
 }
 
 /// Messages kept in memory: a resume that missed at most [`MAX_RESUME`] is
@@ -131,9 +163,14 @@ impl Refused {
 
 /// What a new socket is told first.
 pub struct History {
+    /// As they now are.
     pub messages: Vec<ChatMessage>,
+    /// On a resume: `edited` and `deleted` frames for messages up to
+    /// `after` changed since, one per message, to follow the `welcome`.
+    pub changes: Vec<ServerFrame>,
     pub complete: bool,
-    /// Live frames with ids up to this are already in `messages`.
+    /// Live frames with ids up to this are already in `messages` or
+    /// `changes`.
     pub skip_through: i64,
 }
 
@@ -447,71 +484,75 @@ impl Hub {
     /// `after` what came since (read from memory when recent enough). An
     /// `after` beyond the newest message counts as the newest.
     pub async fn history(&self, room: &str, after: Option<i64>) -> Result<History, StoreError> {
-        let mut budget = Budget::new(MAX_WELCOME_BYTES);
-        let (after, from_memory) = {
-            let recent = lock(&self.inner.recent);
-            match after {
-                None => (None, recent.latest(room, HISTORY_PAGE)),
-                Some(after) => {
-                    let after = after.min(recent.newest_id());
-                    let copied = recent.after(room, after, MAX_RESUME + 1, |m| budget.take(m));
-                    (Some(after), copied)
-                }
-            }
-        };
         let Some(after) = after else {
-            let messages = match from_memory {
+            let in_memory = lock(&self.inner.recent).latest(room, HISTORY_PAGE);
+            let messages = match in_memory {
                 Some(messages) => messages,
                 None => self.inner.store.latest(room, HISTORY_PAGE).await?,
             };
             let skip_through = messages.last().map_or(0, |m| m.id);
             return Ok(History {
                 messages,
+                changes: Vec::new(),
                 complete: true,
                 skip_through,
             });
         };
-        let mut messages = match from_memory {
-            Some(messages) => messages,
+        let mut budget = Budget::new(MAX_WELCOME_BYTES);
+        let (after, from_memory) = {
+            let recent = lock(&self.inner.recent);
+            let after = after.min(recent.newest_id());
+            let copied = recent.after(room, after, MAX_RESUME + 1, |e| budget.take(e));
+            (after, copied)
+        };
+        let mut entries = match from_memory {
+            Some(entries) => entries,
             None => self.read_after(room, after, &mut budget).await?,
         };
-        let mut complete = messages.len() <= MAX_RESUME && !budget.spent;
-        if messages.len() > MAX_RESUME {
-            messages.truncate(MAX_RESUME);
+        let mut complete = entries.len() <= MAX_RESUME && !budget.spent;
+        if entries.len() > MAX_RESUME {
+            entries.truncate(MAX_RESUME);
             complete = false;
         }
-        let skip_through = messages.last().map_or(after, |m| m.id);
+        let skip_through = entries.last().map_or(after, Entry::id);
+        let (messages, mut changes) = replay(entries, after);
+        if !complete {
+            // The client starts again from the latest page: the messages
+            // these changes name are no longer on its screen.
+            changes.clear();
+        }
         Ok(History {
             messages,
+            changes,
             complete,
             skip_through,
         })
     }
 
-    /// Up to [`MAX_RESUME`] + 1 messages after `after` from the store, page
+    /// Up to [`MAX_RESUME`] + 1 entries after `after` from the store, page
     /// by page, within the budget.
     async fn read_after(
         &self,
         room: &str,
         mut after: i64,
         budget: &mut Budget,
-    ) -> Result<Vec<ChatMessage>, StoreError> {
-        let mut messages = Vec::new();
-        while messages.len() <= MAX_RESUME {
+    ) -> Result<Vec<Entry>, StoreError> {
+        let mut entries = Vec::new();
+        while entries.len() <= MAX_RESUME {
             let page = self.inner.store.after(room, after, STORE_PAGE).await?;
             let full = page.len() == STORE_PAGE;
-            for message in page {
-                if messages.len() > MAX_RESUME || !budget.take(&message) {
-                    return Ok(messages);
+            for entry in page {
+                if entries.len() > MAX_RESUME || !budget.take(&entry) {
+                    return Ok(entries);
                 }
-                after = message.id;
-                messages.push(message);
+                after = entry.id();
+                entries.push(entry);
             }
             if !full {
                 break;
             }
         }
-        Ok(messages)
+        Ok(entries)
     }
 
     /// A socket of this session closed; its last one in the room starts the
@@ -576,7 +617,7 @@ mod tests {
     use super::*;
     use crate::{
         session,
-        store::{Appended, NewMessage, SessionRecord, SqliteStore},
+        store::{SessionRecord, SqliteStore, Write, Written},
     };
 
     /// The real SQLite store, with one pause on cue: the next session read
@@ -667,10 +708,10 @@ mod tests {
         ) -> Result<(), StoreError> {
             self.inner.record_reads(visits, marks).await
         }
-        async fn append(&self, batch: &[NewMessage]) -> Result<Vec<Appended>, StoreError> {
+        async fn append(&self, batch: &[Write]) -> Result<Vec<Written>, StoreError> {
             self.inner.append(batch).await
         }
-        async fn newest(&self, limit: usize) -> Result<Vec<ChatMessage>, StoreError> {
+        async fn newest(&self, limit: usize) -> Result<Vec<Entry>, StoreError> {
             self.inner.newest(limit).await
         }
         async fn latest(&self, room: &str, limit: usize) -> Result<Vec<ChatMessage>, StoreError> {
@@ -681,7 +722,7 @@ mod tests {
             room: &str,
             after: i64,
             limit: usize,
-        ) -> Result<Vec<ChatMessage>, StoreError> {
+        ) -> Result<Vec<Entry>, StoreError> {
             self.inner.after(room, after, limit).await
         }
         async fn before(
@@ -823,5 +864,61 @@ mod tests {
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+
+    fn said(id: i64, text: &str) -> ChatMessage {
+        ChatMessage {
+            id,
+            room: "lobby".into(),
+            username: "Ann".into(),
+            author: "tag".into(),
+            message: text.into(),
+            sent_at: "2026-01-01T00:00:00.000Z".into(),
+            client_id: None,
+            edited_at: None,
+        }
+    }
+
+    #[test]
+    fn a_replay_applies_changes_to_new_messages_and_keeps_the_last_change_of_old_ones() {
+        let edited = |id, target, text: &str| Entry::Edited {
+            id,
+            message: ChatMessage {
+                edited_at: Some("2026-01-01T00:00:01.000Z".into()),
+                ..said(target, text)
+            },
+        };
+        let deleted = |id, message_id| Entry::Deleted {
+            id,
+            room: "lobby".into(),
+            message_id,
+        };
+        // Messages 5 and 6 are new after 4; 2 and 3 were already shown. The
+        // entries came in two pages: 5 was read before its edit was stored.
+        let entries = vec![
+            edited(5, 2, "first edit of 2"),
+            Entry::Message(said(6, "old text of 6")),
+            Entry::Message(said(7, "seven")),
+            deleted(8, 3),
+            edited(9, 2, "second edit of 2"),
+            edited(10, 6, "new text of 6"),
+            deleted(11, 7),
+        ];
+        let (messages, changes) = replay(entries, 4);
+        let shown: Vec<_> = messages
+            .iter()
+            .map(|m| (m.id, m.message.as_str()))
+            .collect();
+        assert_eq!(shown, [(6, "new text of 6")]);
+        assert!(messages[0].edited_at.is_some());
+        let changed: Vec<_> = changes
+            .iter()
+            .map(|frame| match frame {
+                ServerFrame::Edited { id, message } => (*id, message.id, message.message.as_str()),
+                ServerFrame::Deleted { id, message_id, .. } => (*id, *message_id, ""),
+                other => panic!("not a change: {other:?}"),
+            })
+            .collect();
+        assert_eq!(changed, [(8, 3, ""), (9, 2, "second edit of 2")]);
     }
 }

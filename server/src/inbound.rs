@@ -12,6 +12,17 @@ pub enum Inbound {
     Typing,
     /// The user has seen the room up to this message id.
     Read(i64),
+    /// Replace the text of message `id` (checked like a message's).
+    Edit {
+        id: i64,
+        text: String,
+        client_id: Option<String>,
+    },
+    /// Delete message `id`.
+    Delete {
+        id: i64,
+        client_id: Option<String>,
+    },
 }
 
 /// A message worth storing.
@@ -54,27 +65,29 @@ pub fn decode(text: &str) -> Result<Inbound, Refusal> {
             "read needs a message id",
             None,
         )),
+        Ok(ClientFrame::Edit {
+            id,
+            message,
+            client_id,
+        }) => check_message(message, client_id).map(|checked| Inbound::Edit {
+            id,
+            text: checked.message,
+            client_id: checked.client_id,
+        }),
+        Ok(ClientFrame::Delete { id, client_id }) => {
+            check_client_id(&client_id)?;
+            Ok(Inbound::Delete { id, client_id })
+        }
         Err(_) => Err(Refusal::new(
             ErrorCode::BadFrame,
-            r#"Not a frame this server knows: send {"type":"message","message":"..."}, {"type":"typing"} or {"type":"read","id":N}"#,
+            r#"Not a frame this server knows: send {"type":"message","message":"..."}, {"type":"typing"}, {"type":"read","id":N}, {"type":"edit","id":N,"message":"..."} or {"type":"delete","id":N}"#,
             loose_client_id(text),
         )),
     }
 }
 
 fn check_message(message: String, client_id: Option<String>) -> Result<Incoming, Refusal> {
-    if let Some(id) = &client_id {
-        if id.is_empty()
-            || id.chars().count() > MAX_CLIENT_ID_CHARS
-            || id.chars().any(char::is_control)
-        {
-            return Err(Refusal::new(
-                ErrorCode::BadFrame,
-                format!("client_id must be 1 to {MAX_CLIENT_ID_CHARS} printable characters"),
-                None,
-            ));
-        }
-    }
+    check_client_id(&client_id)?;
     let trimmed = message.trim();
     if trimmed.is_empty() {
         return Err(Refusal::new(
@@ -106,6 +119,25 @@ fn check_message(message: String, client_id: Option<String>) -> Result<Incoming,
     })
 }
 
+/// A `client_id` is 1 to [`MAX_CLIENT_ID_CHARS`] printable characters (one
+/// that is not cannot be repeated in the answer).
+fn check_client_id(client_id: &Option<String>) -> Result<(), Refusal> {
+    match client_id {
+        Some(id)
+            if id.is_empty()
+                || id.chars().count() > MAX_CLIENT_ID_CHARS
+                || id.chars().any(char::is_control) =>
+        {
+            Err(Refusal::new(
+                ErrorCode::BadFrame,
+                format!("client_id must be 1 to {MAX_CLIENT_ID_CHARS} printable characters"),
+                None,
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// The `client_id` of a frame that did not decode, if it has a usable one.
 fn loose_client_id(text: &str) -> Option<String> {
     #[derive(Deserialize)]
@@ -133,6 +165,54 @@ mod tests {
             Inbound::Message(incoming) => incoming,
             other => panic!("not a message: {other:?}"),
         })
+    }
+
+    #[test]
+    fn edits_are_checked_like_messages() {
+        assert_eq!(
+            decode(r#"{"type":"edit","id":4,"message":"  fixed  ","client_id":"e1"}"#),
+            Ok(Inbound::Edit {
+                id: 4,
+                text: "fixed".into(),
+                client_id: Some("e1".into()),
+            })
+        );
+        assert_eq!(
+            code(r#"{"type":"edit","id":4,"message":"x","client_id":""}"#),
+            Some(ErrorCode::BadFrame)
+        );
+        assert_eq!(
+            code(r#"{"type":"edit","id":4,"message":"  "}"#),
+            Some(ErrorCode::Empty)
+        );
+        let long = "x".repeat(MAX_MESSAGE_CHARS + 1);
+        assert_eq!(
+            code(&format!(r#"{{"type":"edit","id":4,"message":"{long}"}}"#)),
+            Some(ErrorCode::TooLong)
+        );
+        assert_eq!(
+            code(r#"{"type":"edit","id":4,"message":"a\u0000b"}"#),
+            Some(ErrorCode::BadFrame)
+        );
+        assert_eq!(code(r#"{"type":"edit","id":4}"#), Some(ErrorCode::BadFrame));
+        assert_eq!(
+            decode(r#"{"type":"delete","id":9}"#),
+            Ok(Inbound::Delete {
+                id: 9,
+                client_id: None
+            })
+        );
+        let long_id = "c".repeat(MAX_CLIENT_ID_CHARS + 1);
+        assert_eq!(
+            code(&format!(
+                r#"{{"type":"delete","id":9,"client_id":"{long_id}"}}"#
+            )),
+            Some(ErrorCode::BadFrame)
+        );
+        assert_eq!(
+            code(r#"{"type":"delete","id":"9"}"#),
+            Some(ErrorCode::BadFrame)
+        );
     }
 
     #[test]
@@ -234,6 +314,8 @@ mod tests {
                 Just("message".to_string()),
                 Just("typing".to_string()),
                 Just("read".to_string()),
+                Just("edit".to_string()),
+                Just("delete".to_string()),
                 any::<String>()
             ],
             proptest::option::of(prop_oneof![
@@ -245,7 +327,15 @@ mod tests {
                 any::<String>().prop_map(serde_json::Value::from),
                 json_value(),
             ]),
-            proptest::collection::hash_map("[a-z_]{1,10}", json_value(), 0..3),
+            proptest::collection::hash_map(
+                prop_oneof![
+                    Just("id".to_string()),
+                    Just("client_id".to_string()),
+                    "[a-z_]{1,10}"
+                ],
+                json_value(),
+                0..3,
+            ),
         )
             .prop_map(|(kind, message, client_id, extra)| {
                 let mut frame: serde_json::Map<String, serde_json::Value> =
@@ -268,6 +358,19 @@ mod tests {
             match decode(&text) {
                 Ok(Inbound::Typing) => prop_assert_eq!(frame["type"].as_str(), Some("typing")),
                 Ok(Inbound::Read(_)) => prop_assert_eq!(frame["type"].as_str(), Some("read")),
+                Ok(Inbound::Delete { id, client_id }) => {
+                    prop_assert_eq!(frame["type"].as_str(), Some("delete"));
+                    prop_assert_eq!(frame["id"].as_i64(), Some(id));
+                    prop_assert_eq!(client_id.as_deref(), frame["client_id"].as_str());
+                }
+                Ok(Inbound::Edit { id, text, client_id }) => {
+                    prop_assert_eq!(client_id.as_deref(), frame["client_id"].as_str());
+                    prop_assert_eq!(frame["type"].as_str(), Some("edit"));
+                    prop_assert_eq!(frame["id"].as_i64(), Some(id));
+                    let message = frame["message"].as_str().unwrap_or_default();
+                    prop_assert_eq!(text.as_str(), message.trim());
+                    prop_assert!(!text.is_empty() && text.chars().count() <= MAX_MESSAGE_CHARS);
+                }
                 Ok(Inbound::Message(incoming)) => {
                     prop_assert_eq!(frame["type"].as_str(), Some("message"));
                     let message = frame["message"].as_str().unwrap_or_default();

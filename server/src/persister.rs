@@ -8,7 +8,7 @@ use std::{
     time::Duration,
 };
 
-use app::protocol::ServerFrame;
+use app::protocol::{ErrorCode, ServerFrame};
 use axum::extract::ws::close_code;
 use tokio::sync::{mpsc, Notify};
 
@@ -20,7 +20,7 @@ use crate::{
     presence::Presence,
     recent::Recent,
     session::SessionId,
-    store::{NewMessage, Store},
+    store::{Appended, ChangeRefused, Entry, Store, Write, Written},
 };
 
 /// Largest batch per transaction: bounds the latency of the first message in it.
@@ -40,9 +40,9 @@ const RETRY_AFTER: Duration = Duration::from_millis(200);
 /// client reconnects and sends its unacknowledged messages again.
 const NOT_STORED: &str = "a message could not be stored: reconnect and send it again";
 
-/// One accepted message and where its ack goes.
+/// One accepted message, edit or deletion, and where its ack or refusal goes.
 pub struct Submission {
-    pub message: NewMessage,
+    pub write: Write,
     pub reply: Option<Link>,
 }
 
@@ -88,20 +88,23 @@ impl Persister {
     /// Stores one batch, then broadcasts and acks it. Returns how many
     /// messages could not be stored.
     async fn write(&self, batch: &mut Vec<Submission>) -> u64 {
-        let sent_at = crate::clock::now_rfc3339();
-        let mut messages = Vec::with_capacity(batch.len());
+        let now = crate::clock::now_rfc3339();
+        let mut writes = Vec::with_capacity(batch.len());
         let mut replies = Vec::with_capacity(batch.len());
         for submission in batch.drain(..) {
-            let mut message = submission.message;
-            message.sent_at.clone_from(&sent_at);
-            messages.push(message);
+            let mut write = submission.write;
+            match &mut write {
+                Write::Post(message) => message.sent_at.clone_from(&now),
+                Write::Change(change) => change.at.clone_from(&now),
+            }
+            writes.push(write);
             replies.push(submission.reply);
         }
 
         let mut attempt = 1;
-        let appended = loop {
-            match self.store.append(&messages).await {
-                Ok(appended) => break appended,
+        let written = loop {
+            match self.store.append(&writes).await {
+                Ok(written) => break written,
                 Err(error) if attempt < ATTEMPTS => {
                     tracing::warn!(%error, attempt, "storing messages failed; retrying");
                     attempt += 1;
@@ -111,7 +114,7 @@ impl Persister {
                     // Nothing was acked: closing the senders' sockets makes
                     // their clients reconnect and resend under the same
                     // client_id.
-                    let lost = messages.len() as u64;
+                    let lost = writes.len() as u64;
                     tracing::error!(%error, lost, "storing messages failed; closing their senders");
                     for link in replies.iter().flatten() {
                         link.close(close_code::ERROR, NOT_STORED);
@@ -126,35 +129,55 @@ impl Persister {
 
         {
             let mut presence = lock(&self.presence);
-            for (appended, new) in appended.iter().zip(&messages) {
-                if let (true, Some(client_id)) = (appended.fresh, &appended.message.client_id) {
-                    presence.remember_stored(&SessionId::from_stored(&new.author), client_id);
+            for (written, write) in written.iter().zip(&writes) {
+                let done_now = matches!(
+                    written,
+                    Written::Posted(Appended { fresh: true, .. }) | Written::Changed(_)
+                );
+                if let (true, (author, Some(client_id))) = (done_now, write.sender()) {
+                    presence.remember_stored(&SessionId::from_stored(author), client_id);
                 }
             }
         }
         // Each room's share of the batch goes out as one broadcast (each
-        // socket gets one queue entry and one flush for it), then the acks.
-        // Encoded before the recent window is locked: sockets opening
-        // meanwhile read it.
+        // socket gets one queue entry and one flush for it), then the acks
+        // and refusals. Encoded before the recent window is locked: sockets
+        // opening meanwhile read it.
         let mut rooms: Vec<(String, Vec<Outgoing>)> = Vec::new();
-        let mut acks = Vec::with_capacity(appended.len());
-        let mut stored = Vec::with_capacity(appended.len());
-        for (appended, reply) in appended.into_iter().zip(replies) {
-            let id = appended.message.id;
-            if let (Some(link), Some(client_id)) = (reply, appended.message.client_id.clone()) {
-                acks.push((link, ServerFrame::Ack { client_id, id }));
-            }
-            if appended.fresh {
-                self.metrics.messages_total.fetch_add(1, Relaxed);
-                let message = appended.message;
-                if let Some(frame) = Outgoing::encode(&ServerFrame::Message(message.clone())) {
-                    match rooms.iter_mut().find(|(room, _)| *room == message.room) {
-                        Some((_, frames)) => frames.push(frame),
-                        None => rooms.push((message.room.clone(), vec![frame])),
-                    }
+        let mut replies_out = Vec::new();
+        let mut stored = Vec::with_capacity(written.len());
+        for ((written, reply), write) in written.into_iter().zip(replies).zip(&writes) {
+            let client_id = write.sender().1.map(str::to_string);
+            let (entry, answer) = match written {
+                Written::Posted(Appended {
+                    message,
+                    fresh: true,
+                }) => {
+                    self.metrics.messages_total.fetch_add(1, Relaxed);
+                    let id = message.id;
+                    (Some(Entry::Message(message)), ack(client_id, id))
                 }
-                stored.push(message);
+                Written::Posted(Appended { message, .. }) => (None, ack(client_id, message.id)),
+                Written::Changed(entry) => {
+                    let id = entry.id();
+                    (Some(entry), ack(client_id, id))
+                }
+                Written::ChangedBefore(id) => (None, ack(client_id, id)),
+                Written::Refused(why) => (None, Some(refusal(why, client_id))),
+            };
+            if let (Some(link), Some(answer)) = (reply, answer) {
+                replies_out.push((link, answer));
             }
+            let Some(entry) = entry else {
+                continue;
+            };
+            if let Some(frame) = Outgoing::encode(&entry.clone().frame()) {
+                match rooms.iter_mut().find(|(room, _)| room == entry.room()) {
+                    Some((_, frames)) => frames.push(frame),
+                    None => rooms.push((entry.room().to_string(), vec![frame])),
+                }
+            }
+            stored.push(entry);
         }
         // Into the window before anyone can see them: a socket that reads
         // the window after this has them in its welcome, one registered
@@ -163,11 +186,35 @@ impl Persister {
         for (room, frames) in rooms {
             self.bus.publish(&room, frames.into());
         }
-        for (link, ack) in acks {
-            if let Some(ack) = Outgoing::encode(&ack) {
-                self.connections.offer(&link, ack);
+        for (link, frame) in replies_out {
+            if let Some(frame) = Outgoing::encode(&frame) {
+                self.connections.offer(&link, frame);
             }
         }
         0
+    }
+}
+
+/// The `ack` of a write that named itself.
+fn ack(client_id: Option<String>, id: i64) -> Option<ServerFrame> {
+    client_id.map(|client_id| ServerFrame::Ack { client_id, id })
+}
+
+/// The `error` frame for a refused edit or deletion.
+fn refusal(why: ChangeRefused, client_id: Option<String>) -> ServerFrame {
+    let (code, message) = match why {
+        ChangeRefused::NotFound => (
+            ErrorCode::NotFound,
+            "That message is not in this room: it may have been deleted.",
+        ),
+        ChangeRefused::Forbidden => (
+            ErrorCode::Forbidden,
+            "Only its author can edit or delete a message.",
+        ),
+    };
+    ServerFrame::Error {
+        code,
+        message: message.into(),
+        client_id,
     }
 }

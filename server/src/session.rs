@@ -60,6 +60,17 @@ pub fn mint() -> (String, SessionId) {
     (token, id)
 }
 
+/// The public tag of the session stored as `id`, on each of its messages:
+/// its own pages tell their messages by it (names are freed at logout and
+/// taken again), and nothing leads back from it to the id or the cookie.
+pub fn author_tag(id: &str) -> String {
+    let digest = Sha256::new()
+        .chain_update(b"author tag\0")
+        .chain_update(id.as_bytes())
+        .finalize();
+    hex(&digest[..8])
+}
+
 fn hex(bytes: &[u8]) -> String {
     use fmt::Write as _;
     bytes.iter().fold(String::new(), |mut out, b| {

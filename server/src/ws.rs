@@ -44,7 +44,7 @@ use crate::{
     security,
     session::SessionId,
     state::AppState,
-    store::{NewMessage, SessionRow},
+    store::{NewChange, NewMessage, SessionRow, Write},
 };
 
 /// Largest frame a client may send. A message is at most 2,000 characters
@@ -205,18 +205,24 @@ async fn serve(
             let frame = ServerFrame::Welcome {
                 room: room.to_string(),
                 username: guard.name.clone(),
+                author: crate::session::author_tag(&session.id),
                 online_users: hub.online(Some(&room)),
                 history: history.messages,
                 complete: history.complete,
             };
-            Outgoing::encode(&frame).map(|out| (out.text, history.skip_through))
+            // A resume's replayed edits and deletions follow the welcome.
+            std::iter::once(&frame)
+                .chain(&history.changes)
+                .map(|frame| Outgoing::encode(frame).map(|out| out.text))
+                .collect::<Option<Vec<_>>>()
+                .map(|opening| (opening, history.skip_through))
         }
         Err(error) => {
             tracing::error!(%error, "could not read history");
             None
         }
     };
-    let Some((welcome, skip_through)) = welcome else {
+    let Some((opening, skip_through)) = welcome else {
         send_close(
             &mut sink,
             close_code::ERROR,
@@ -232,7 +238,7 @@ async fn serve(
         queue,
         closer.clone(),
         Writing {
-            welcome,
+            opening,
             skip_through,
             heard: heard.clone(),
             ping_every: config.ping_interval(),
@@ -265,9 +271,10 @@ async fn send_close(sink: &mut SplitSink<WebSocket, Message>, code: u16, reason:
 
 /// What the writer needs besides the socket and its queue.
 struct Writing {
-    /// The first frame, serialised.
-    welcome: Utf8Bytes,
-    /// Live message frames up to this id are already in the welcome.
+    /// The first frames, serialised: the welcome and a resume's changes.
+    /// Taken when written, so an idle socket does not keep them.
+    opening: Vec<Utf8Bytes>,
+    /// Live frames up to this log id are already in the opening frames.
     skip_through: i64,
     heard: Arc<LastHeard>,
     ping_every: Duration,
@@ -291,12 +298,15 @@ async fn write(
     mut sink: SplitSink<WebSocket, Message>,
     mut queue: Queue,
     closer: Arc<Closer>,
-    how: Writing,
+    mut how: Writing,
 ) {
     let closing = closer.requested();
     tokio::pin!(closing);
-    let welcome = vec![Message::Text(how.welcome.clone())];
-    if let Wrote::Stop = write_frames(&mut sink, welcome, closing.as_mut(), &how).await {
+    let opening = std::mem::take(&mut how.opening)
+        .into_iter()
+        .map(Message::Text)
+        .collect();
+    if let Wrote::Stop = write_frames(&mut sink, opening, closing.as_mut(), &how).await {
         return;
     }
     let mut ping = tokio::time::interval_at(Instant::now() + how.ping_every, how.ping_every);
@@ -467,7 +477,6 @@ impl Reader<'_> {
     /// when the frame was over its budget.
     async fn on_text(&self, text: &str, signals: &mut TokenBucket) -> bool {
         let decoded = match inbound::decode(text) {
-            Ok(Inbound::Message(incoming)) => Ok(incoming),
             Ok(Inbound::Typing) => {
                 let allowed = signals.take(SIGNALS, std::time::Instant::now());
                 if allowed {
@@ -482,24 +491,32 @@ impl Reader<'_> {
                 }
                 return allowed;
             }
+            Ok(Inbound::Message(incoming)) => Ok(Write::Post(NewMessage {
+                author: self.author.as_str().to_string(),
+                room: self.room.to_string(),
+                username: self.username.to_string(),
+                body: incoming.message,
+                sent_at: String::new(),
+                client_id: incoming.client_id,
+            })),
+            Ok(Inbound::Edit {
+                id,
+                text,
+                client_id,
+            }) => Ok(self.change(id, Some(text), client_id)),
+            Ok(Inbound::Delete { id, client_id }) => Ok(self.change(id, None, client_id)),
             Err(refusal) => Err(refusal),
         };
         let client_id = match &decoded {
-            Ok(incoming) => incoming.client_id.as_deref(),
+            Ok(Write::Post(message)) => message.client_id.as_deref(),
+            Ok(Write::Change(change)) => change.client_id.as_deref(),
             Err(_) => None,
         };
         let allowed = self.hub.allow_frame(self.author, client_id);
         let refusal = match decoded {
-            Ok(incoming) if allowed => {
+            Ok(write) if allowed => {
                 let submission = Submission {
-                    message: NewMessage {
-                        author: self.author.as_str().to_string(),
-                        room: self.room.to_string(),
-                        username: self.username.to_string(),
-                        body: incoming.message,
-                        sent_at: String::new(),
-                        client_id: incoming.client_id,
-                    },
+                    write,
                     reply: Some(self.link.clone()),
                 };
                 if !self.hub.submit(submission).await {
@@ -507,7 +524,8 @@ impl Reader<'_> {
                 }
                 return true;
             }
-            Ok(incoming) => self.rate_limited(incoming.client_id),
+            Ok(Write::Post(message)) => self.rate_limited(message.client_id),
+            Ok(Write::Change(change)) => self.rate_limited(change.client_id),
             Err(refusal) if allowed => ServerFrame::Error {
                 code: refusal.code,
                 message: refusal.message,
@@ -519,6 +537,20 @@ impl Reader<'_> {
             self.hub.connections().offer(self.link, out);
         }
         allowed
+    }
+
+    /// An edit (with its new text) or deletion of message `target`, asked
+    /// for by this socket's user in its room.
+    fn change(&self, target: i64, edit: Option<String>, client_id: Option<String>) -> Write {
+        Write::Change(NewChange {
+            author: self.author.as_str().to_string(),
+            room: self.room.to_string(),
+            username: self.username.to_string(),
+            target,
+            edit,
+            at: String::new(),
+            client_id,
+        })
     }
 
     fn rate_limited(&self, client_id: Option<String>) -> ServerFrame {

@@ -482,3 +482,56 @@ async fn a_typing_flood_reaches_the_room_once_a_second_at_most() {
     );
     room.assert_room_carries_on(true).await;
 }
+
+/// Mallory goes after Carol's message and floods edits of her own: Carol's
+/// message is untouched, the edits past the rate are refused like messages,
+/// and the room carries on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changing_others_messages_is_forbidden_and_an_edit_flood_is_rate_limited() {
+    let mut room = Room::open().await;
+    room.speaker.say_with_id("Carol's words", "c1").await;
+    let carols = room.speaker.wait_for_ack("c1").await;
+    for frame in [
+        serde_json::json!({ "type": "edit", "id": carols, "message": "Mallory's words" }),
+        serde_json::json!({ "type": "delete", "id": carols }),
+    ] {
+        let code = room.expect_error_code(&frame.to_string()).await;
+        assert_eq!(code, ErrorCode::Forbidden, "{frame}");
+    }
+
+    room.offender.say_with_id("mine", "m1").await;
+    let mine = room.offender.wait_for_ack("m1").await;
+    let flood = 30;
+    for n in 0..flood {
+        room.offender
+            .send_json(
+                serde_json::json!({ "type": "edit", "id": mine, "message": format!("edit {n}") }),
+            )
+            .await;
+    }
+    let (mut edited, mut limited) = (0, 0);
+    while edited + limited < flood {
+        match room.offender.next_frame().await {
+            ServerFrame::Edited { message, .. } if message.id == mine => edited += 1,
+            ServerFrame::Error { code, .. } => {
+                assert_eq!(code, ErrorCode::RateLimited);
+                limited += 1;
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        limited > 0,
+        "edits share the message rate: {edited} went through"
+    );
+    room.assert_room_carries_on(true).await;
+    let history = room.server.history(&room.mallory.cookie, "").await;
+    let carol = history
+        .iter()
+        .find(|m| m.id == carols)
+        .expect("Carol's message is still there");
+    assert_eq!(
+        (carol.message.as_str(), carol.edited_at.as_deref()),
+        ("Carol's words", None)
+    );
+}

@@ -23,7 +23,7 @@ pub fn Composer() -> impl IntoView {
     let send = move || {
         #[cfg(feature = "hydrate")]
         if sendable() {
-            chat.queue(crate::ws_client::new_client_id(), text.get_untracked());
+            chat.queue(crate::chat_state::new_client_id(), text.get_untracked());
             text.set(String::new());
         }
     };

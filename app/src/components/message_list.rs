@@ -4,8 +4,9 @@ use std::sync::Arc;
 use leptos::either::Either;
 use leptos::prelude::*;
 
-use crate::chat_state::{ChatState, Pending};
+use crate::chat_state::{Change, ChatState, Pending};
 use crate::components::linkify::{pieces, Piece};
+use crate::components::message_editor::{Editor, MessageEditor};
 use crate::components::timestamp::{self, Local};
 use crate::protocol::ChatMessage;
 
@@ -16,6 +17,8 @@ const NEAR_BOTTOM_PX: i32 = 80;
 const GROUP_WITHIN_MS: i64 = 5 * 60 * 1_000;
 
 /// The room's messages, oldest first, then the user's own pending ones.
+/// One's own messages have "Edit" and "Delete" buttons (shown on hover and
+/// on focus; always on screens without hover).
 ///
 /// While the reader is at the newest end, new messages keep it there. A
 /// reader who scrolled up to older ones stays where they are, and a "New
@@ -80,10 +83,18 @@ pub fn MessageList() -> impl IntoView {
         layout.with_value(|layout| layout.rows.clone())
     };
     let today = follow_today();
+    let editor = Editor::new();
 
     view! {
         <div class="message-pane">
-            <div class="card shadow-sm flex-grow-1 overflow-auto message-scroller" node_ref=list on:scroll=on_scroll>
+            // Focusable from script only (`tabindex="-1"`): a deleted message's
+            // buttons hand the focus to the list rather than the page's top.
+            <div
+                class="card shadow-sm flex-grow-1 overflow-auto message-scroller"
+                tabindex="-1"
+                node_ref=list
+                on:scroll=on_scroll
+            >
                 <div class="card-body">
                     <Show when=move || chat.has_older.get()>
                         <div class="text-center mb-3">
@@ -97,7 +108,7 @@ pub fn MessageList() -> impl IntoView {
                     </Show>
                     <ol class="list-unstyled mb-0" id="messages" aria-live="polite">
                         <For each=rows key=|row| (row.message.id, row.new_day, row.head) let:row>
-                            <MessageItem row today/>
+                            <MessageItem row today editor list/>
                         </For>
                         <For each=move || chat.pending.get() key=|p| (p.client_id.clone(), p.failed.clone()) let:pending>
                             <PendingItem pending/>
@@ -147,8 +158,13 @@ fn follow_today() -> ReadSignal<Option<Local>> {
 /// A message with what its place in the list says about it.
 #[derive(Clone, Debug, PartialEq)]
 struct Row {
-    /// Shared with the layout: handing the rows over copies no text.
+    /// The message as laid out. Shared with the layout: handing the rows
+    /// over copies no text.
     message: Arc<ChatMessage>,
+    /// The same message, for its view. An edit sets it again, so that the
+    /// row changes in place (keeping the focus and an open edit box)
+    /// instead of being drawn anew.
+    shown: ArcRwSignal<Arc<ChatMessage>>,
     /// When it was sent, on the reader's clock (if the time reads).
     at: Option<Local>,
     /// Whether it is the first of its day (and has a heading above it).
@@ -161,12 +177,13 @@ struct Row {
 /// day, and each person's run of messages (none more than
 /// [`GROUP_WITHIN_MS`] after the one before, on one day) under one name.
 ///
-/// Kept from one change of the list to the next. The list only grows
-/// (merges insert, nothing is removed) or starts again from empty, so rows
-/// whose first and last ids are still in place are all still in place: new
-/// messages at the end, the common case, are laid out alone. Anything else
-/// (an older page, a fresh start) is laid out again from the top, without
-/// reading any known message's time again.
+/// Kept from one change of the list to the next. While the rows are still
+/// the first messages of the list, one for one and each as it was, only
+/// new messages at the end, the common case, are laid out (comparing is
+/// cheap next to reading a time or drawing a row). Anything else (an older
+/// page, a deletion, an edit, a fresh start) is laid out again from the
+/// top, without reading any known message's time again; an edited message
+/// keeps its row, and its view is handed the new text.
 #[derive(Debug, Default)]
 struct Layout {
     rows: Vec<Row>,
@@ -179,14 +196,15 @@ impl Layout {
     /// reading new messages' times with `local`.
     fn update(&mut self, messages: &[ChatMessage], local: impl Fn(&str) -> Option<Local>) {
         let kept = self.rows.len();
-        let id_at = |rows: &[Row], at: usize| rows.get(at).map(|row| row.message.id);
         let in_place = kept <= messages.len()
-            && (kept == 0
-                || (id_at(&self.rows, 0) == Some(messages[0].id)
-                    && id_at(&self.rows, kept - 1) == Some(messages[kept - 1].id)));
+            && self
+                .rows
+                .iter()
+                .zip(messages)
+                .all(|(row, message)| *row.message == *message);
         if in_place {
             for message in &messages[kept..] {
-                self.push(Arc::new(message.clone()), local(&message.sent_at));
+                self.push(Arc::new(message.clone()), local(&message.sent_at), None);
             }
             return;
         }
@@ -198,14 +216,29 @@ impl Layout {
         self.rows.reserve(messages.len());
         for message in messages {
             match known.remove(&message.id) {
-                Some(row) => self.push(row.message, row.at),
-                None => self.push(Arc::new(message.clone()), local(&message.sent_at)),
+                Some(row) if *row.message == *message => {
+                    self.push(row.message, row.at, Some(row.shown))
+                }
+                Some(row) => {
+                    // Edited: the same place and time, new text.
+                    let edited = Arc::new(message.clone());
+                    row.shown.set(edited.clone());
+                    self.push(edited, row.at, Some(row.shown));
+                }
+                None => self.push(Arc::new(message.clone()), local(&message.sent_at), None),
             }
         }
     }
 
-    /// Lays out the next message, sent `at`.
-    fn push(&mut self, message: Arc<ChatMessage>, at: Option<Local>) {
+    /// Lays out the next message, sent `at`, whose view follows `shown`
+    /// (a new one for a message not laid out before).
+    fn push(
+        &mut self,
+        message: Arc<ChatMessage>,
+        at: Option<Local>,
+        shown: Option<ArcRwSignal<Arc<ChatMessage>>>,
+    ) {
+        let shown = shown.unwrap_or_else(|| ArcRwSignal::new(message.clone()));
         let new_day = at.is_some_and(|at| self.last_at.is_none_or(|before| !at.same_day(&before)));
         let head = new_day
             || match (self.rows.last(), at) {
@@ -220,6 +253,7 @@ impl Layout {
         self.last_at = at.or(self.last_at);
         self.rows.push(Row {
             message,
+            shown,
             at,
             new_day,
             head,
@@ -269,29 +303,48 @@ fn message_body(text: &str) -> impl IntoView {
 }
 
 #[component]
-fn MessageItem(row: Row, today: ReadSignal<Option<Local>>) -> impl IntoView {
+fn MessageItem(
+    row: Row,
+    today: ReadSignal<Option<Local>>,
+    editor: Editor,
+    /// The scrolling list: where the focus goes from a message deleted.
+    list: NodeRef<leptos::html::Div>,
+) -> impl IntoView {
     let chat = expect_context::<ChatState>();
     let Row {
         message,
+        shown,
         at,
         new_day,
         head,
     } = row;
     let id = message.id;
     let username = message.username.clone();
-    let text = message.message.clone();
     let sent_at = message.sent_at.clone();
     let day = at
         .filter(|_| new_day)
         .map(|at| move || today.with(|today| at.day_heading(today.as_ref())));
-    let author = username.clone();
-    let mine = move || chat.me.with(|me| me.as_deref() == Some(author.as_str()));
-    let body = message_body(&text);
+    let author = message.author.clone();
+    let mine = Memo::new(move |_| {
+        chat.my_author
+            .with(|mine| mine.as_deref() == Some(author.as_str()))
+    });
+    // What the user asked of it that the server has not done yet.
+    let waiting = Memo::new(move |_| chat.change_waiting(id));
+    // The server's text, or the text an edit on its way will give it. A
+    // refused edit leaves the waiting list, and the server's text is back.
+    let server = shown.clone();
+    let text = Memo::new(move |_| match waiting.get() {
+        Some(Change::Edit { text, .. }) => text,
+        _ => server.with(|message| message.message.clone()),
+    });
+    let edited_at = Memo::new(move |_| shown.with(|message| message.edited_at.clone()));
     let mentioned = move || {
-        chat.me
-            .with(|me| me.as_deref().is_some_and(|me| mentions(&text, me)))
+        chat.me.with(|me| {
+            me.as_deref()
+                .is_some_and(|me| text.with(|text| mentions(text, me)))
+        })
     };
-    let mention_class = mentioned.clone();
     let time = at.map(|at| at.clock());
     let name = if head {
         Either::Left(view! { <span class="message-author">{username}</span> })
@@ -299,17 +352,82 @@ fn MessageItem(row: Row, today: ReadSignal<Option<Local>>) -> impl IntoView {
         // Shown once for the group; still read out for each message.
         Either::Right(view! { <span class="visually-hidden">{username}</span> })
     };
+
+    let edit_button = NodeRef::<leptos::html::Button>::new();
+    let delete = move |_| {
+        if chat.change(crate::chat_state::new_client_id(), Change::Delete { id }) {
+            editor.close(id);
+            // Its buttons go with it once the server confirms: the list
+            // keeps the focus, not the page's top.
+            if let Some(list) = list.get_untracked() {
+                let _ = list.focus();
+            }
+        }
+    };
+    let actions = move || {
+        view! {
+            <span class="message-actions">
+                <button
+                    type="button"
+                    class="btn btn-sm btn-link message-action"
+                    node_ref=edit_button
+                    on:click=move |_| editor.open(id, text.get_untracked())
+                >
+                    "Edit"
+                </button>
+                <button type="button" class="btn btn-sm btn-link message-action message-delete" on:click=delete>
+                    "Delete"
+                </button>
+            </span>
+        }
+    };
+    let edited = move || {
+        edited_at.get().map(|at| {
+            let title = match timestamp::local(&at) {
+                Some(local) => today.with(|today| {
+                    format!(
+                        "Edited {} {}",
+                        local.day_heading(today.as_ref()),
+                        local.clock()
+                    )
+                }),
+                None => format!("Edited {at}"),
+            };
+            view! { <time class="message-edited" datetime=at title=title>"edited"</time> }
+        })
+    };
+    let progress = move || {
+        waiting.get().map(|change| match change {
+            Change::Edit { .. } => "saving…",
+            Change::Delete { .. } => "deleting…",
+        })
+    };
+
     view! {
         {day.map(|day| view! { <li class="day-separator"><span>{day}</span></li> })}
-        <li class="message" class:mine=mine class:continued=!head class:mention=mention_class data-id=id>
+        <li
+            class="message"
+            class:mine=move || mine.get()
+            class:continued=!head
+            class:mention=mentioned
+            data-id=id
+        >
             <div class="message-meta">
                 {name}
                 <time class="message-time" datetime=sent_at.clone() title=sent_at>
                     {time}
                 </time>
+                {edited}
+                {move || progress().map(|what| view! { <span class="message-progress">{what}</span> })}
                 {move || mentioned().then(|| view! { <span class="visually-hidden">"Mentions you"</span> })}
+                <Show when=move || mine.get()>{actions}</Show>
             </div>
-            <div class="message-text">{body}</div>
+            <Show
+                when=move || editor.editing.get() == Some(id)
+                fallback=move || view! { <div class="message-text">{move || text.with(|text| message_body(text))}</div> }
+            >
+                <MessageEditor id shown=text editor back=edit_button/>
+            </Show>
         </li>
     }
     .into_any()
@@ -362,9 +480,11 @@ mod tests {
             id,
             room: "lobby".into(),
             username: username.into(),
+            author: "tag".into(),
             message: format!("m{id}"),
             sent_at: sent_at.into(),
             client_id: None,
+            edited_at: None,
         }
     }
 
@@ -502,6 +622,87 @@ mod tests {
         layout.update(&messages[3..], local);
         assert_eq!(reads.get(), 7);
         assert_eq!(headings(&layout, today), laid_out(&messages[3..], today));
+    }
+
+    #[test]
+    fn a_deleted_message_takes_its_row_and_the_groups_close_up() {
+        let messages = [
+            said(1, "Ann", "2026-11-29T23:58:00.000Z"),
+            said(2, "Ann", "2026-11-30T10:00:00.000Z"),
+            said(3, "Bob", "2026-11-30T10:01:00.000Z"),
+            said(4, "Ann", "2026-11-30T10:02:00.000Z"),
+            said(5, "Ann", "2026-11-30T10:03:00.000Z"),
+        ];
+        let today = "2026-11-30T12:00:00.000Z";
+        let mut layout = Layout::default();
+        layout.update(&messages, timestamp::local);
+        // Bob's message goes: Ann's run is one group again.
+        let without_bob = [
+            messages[0].clone(),
+            messages[1].clone(),
+            messages[3].clone(),
+            messages[4].clone(),
+        ];
+        layout.update(&without_bob, timestamp::local);
+        assert_eq!(headings(&layout, today), laid_out(&without_bob, today));
+        assert_eq!(
+            headings(&layout, today)[2],
+            (4, None, false),
+            "joins the group before it"
+        );
+        // The first of today goes: the next one carries the heading.
+        let rest = [
+            messages[0].clone(),
+            messages[3].clone(),
+            messages[4].clone(),
+        ];
+        layout.update(&rest, timestamp::local);
+        assert_eq!(headings(&layout, today), laid_out(&rest, today));
+        assert_eq!(
+            headings(&layout, today)[1],
+            (4, Some("Today".to_string()), true)
+        );
+        // Deleted at the end, and a new message in the same change.
+        let next = [
+            messages[0].clone(),
+            messages[3].clone(),
+            said(6, "Bob", "2026-11-30T10:04:00.000Z"),
+        ];
+        layout.update(&next, timestamp::local);
+        assert_eq!(headings(&layout, today), laid_out(&next, today));
+    }
+
+    #[test]
+    fn an_edited_message_keeps_its_row_and_its_view_gets_the_new_text() {
+        let mut messages = vec![
+            said(1, "Ann", "2026-11-30T10:00:00.000Z"),
+            said(2, "Ann", "2026-11-30T10:01:00.000Z"),
+            said(3, "Ann", "2026-11-30T10:02:00.000Z"),
+        ];
+        let reads = std::cell::Cell::new(0);
+        let local = |sent_at: &str| {
+            reads.set(reads.get() + 1);
+            timestamp::local(sent_at)
+        };
+        let mut layout = Layout::default();
+        layout.update(&messages, local);
+        let view = layout.rows[1].shown.clone();
+        let before = headings(&layout, "2026-11-30T12:00:00.000Z");
+
+        messages[1].message = "fixed".into();
+        messages[1].edited_at = Some("2026-11-30T10:05:00.000Z".into());
+        layout.update(&messages, local);
+        assert_eq!(view.with_untracked(|m| m.message.clone()), "fixed");
+        assert_eq!(layout.rows[1].shown, view, "the same row, not a new one");
+        assert_eq!(layout.rows[1].message.message, "fixed");
+        assert_eq!(headings(&layout, "2026-11-30T12:00:00.000Z"), before);
+        assert_eq!(reads.get(), 3, "no time read again");
+
+        // Edited again in the same instant (one batch on the server): the
+        // text still counts.
+        messages[1].message = "fixed twice".into();
+        layout.update(&messages, local);
+        assert_eq!(view.with_untracked(|m| m.message.clone()), "fixed twice");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 pub mod composer;
 pub mod linkify;
+pub mod message_editor;
 pub mod message_list;
 pub mod online_users;
 pub mod open_room;

@@ -229,9 +229,11 @@ mod tests {
             id: 1,
             room: "rust".into(),
             username: "Ann".into(),
+            author: "tag".into(),
             message: "hi".into(),
             sent_at: "2026-11-30T10:00:00.000Z".into(),
             client_id: None,
+            edited_at: None,
         };
         Outcome::Found(vec![message; n])
     }

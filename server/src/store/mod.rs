@@ -5,7 +5,7 @@ mod sqlite;
 
 use std::sync::Arc;
 
-use app::protocol::ChatMessage;
+use app::protocol::{ChatMessage, ServerFrame};
 use async_trait::async_trait;
 
 use crate::search::Plan;
@@ -58,6 +58,125 @@ pub struct NewMessage {
     pub body: String,
     pub sent_at: String,
     pub client_id: Option<String>,
+}
+
+/// An edit or deletion on its way into the store.
+#[derive(Debug, Clone)]
+pub struct NewChange {
+    /// The session asking: only the message's own author may change it.
+    pub author: String,
+    /// The room of the socket asking: a message elsewhere is not found.
+    pub room: String,
+    pub username: String,
+    /// The message to change.
+    pub target: i64,
+    /// The new text, or `None` to delete.
+    pub edit: Option<String>,
+    /// When (RFC 3339, set by the writer like a message's `sent_at`).
+    pub at: String,
+    /// The sender's idempotency key, shared with its messages: a change
+    /// sent again under it is not done twice.
+    pub client_id: Option<String>,
+}
+
+/// One write of the message log, in the order they were accepted.
+#[derive(Debug, Clone)]
+pub enum Write {
+    Post(NewMessage),
+    Change(NewChange),
+}
+
+impl Write {
+    /// Who asked for it, and under which `client_id`.
+    pub fn sender(&self) -> (&str, Option<&str>) {
+        match self {
+            Self::Post(new) => (&new.author, new.client_id.as_deref()),
+            Self::Change(change) => (&change.author, change.client_id.as_deref()),
+        }
+    }
+}
+
+/// One entry of a room's log, in id order: a message as it now is, or a
+/// change to an earlier one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    Message(ChatMessage),
+    /// The edit `id`; `message` is the message as that edit left it (read
+    /// from the store: as it is now).
+    Edited {
+        id: i64,
+        message: ChatMessage,
+    },
+    /// The deletion `id` of `message_id` (read from the store, an edit of a
+    /// message deleted since reads as its deletion).
+    Deleted {
+        id: i64,
+        room: String,
+        message_id: i64,
+    },
+}
+
+impl Entry {
+    /// Its place in the id sequence.
+    pub fn id(&self) -> i64 {
+        match self {
+            Self::Message(message) => message.id,
+            Self::Edited { id, .. } | Self::Deleted { id, .. } => *id,
+        }
+    }
+
+    pub fn room(&self) -> &str {
+        match self {
+            Self::Message(message) | Self::Edited { message, .. } => &message.room,
+            Self::Deleted { room, .. } => room,
+        }
+    }
+
+    /// The message a change applies to (`None` for a message).
+    pub fn target(&self) -> Option<i64> {
+        match self {
+            Self::Message(_) => None,
+            Self::Edited { message, .. } => Some(message.id),
+            Self::Deleted { message_id, .. } => Some(*message_id),
+        }
+    }
+
+    /// The frame that tells a client about it.
+    pub fn frame(self) -> ServerFrame {
+        match self {
+            Self::Message(message) => ServerFrame::Message(message),
+            Self::Edited { id, message } => ServerFrame::Edited { id, message },
+            Self::Deleted {
+                id,
+                room,
+                message_id,
+            } => ServerFrame::Deleted {
+                id,
+                room,
+                message_id,
+            },
+        }
+    }
+}
+
+/// Why a change was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeRefused {
+    /// No message with that id in that room (or it was deleted).
+    NotFound,
+    /// The message is someone else's.
+    Forbidden,
+}
+
+/// What became of one [`Write`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Written {
+    Posted(Appended),
+    Changed(Entry),
+    /// A change sent again: the one its `client_id` names was logged
+    /// under this id before.
+    ChangedBefore(i64),
+    Refused(ChangeRefused),
 }
 
 /// A session has read a room up to `id`.
@@ -116,20 +235,18 @@ pub trait Store: Send + Sync + 'static {
     /// newest messages (unread 0 unless opened), by name, each once.
     async fn rooms(&self, session: &str, limit: usize) -> Result<Vec<(String, u64)>, StoreError>;
 
-    /// Stores a batch in one transaction (one sync to disk), in order.
-    async fn append(&self, batch: &[NewMessage]) -> Result<Vec<Appended>, StoreError>;
-    /// The newest `limit` messages of every room, oldest first.
-    async fn newest(&self, limit: usize) -> Result<Vec<ChatMessage>, StoreError>;
-    /// The newest `limit` messages of a room, oldest first.
+    /// Stores a batch in one transaction (one sync to disk), in order: new
+    /// messages, and edits and deletions of messages (each with a new id in
+    /// the same sequence; the message itself is changed in place).
+    async fn append(&self, batch: &[Write]) -> Result<Vec<Written>, StoreError>;
+    /// The newest `limit` entries of every room, oldest first.
+    async fn newest(&self, limit: usize) -> Result<Vec<Entry>, StoreError>;
+    /// The newest `limit` messages of a room as they now are, oldest first.
     async fn latest(&self, room: &str, limit: usize) -> Result<Vec<ChatMessage>, StoreError>;
-    /// A room's messages with ids above `after`, oldest first, at most `limit`.
-    async fn after(
-        &self,
-        room: &str,
-        after: i64,
-        limit: usize,
-    ) -> Result<Vec<ChatMessage>, StoreError>;
-    /// A room's newest `limit` messages with ids below `before`, oldest first.
+    /// A room's entries with ids above `after`, oldest first, at most `limit`.
+    async fn after(&self, room: &str, after: i64, limit: usize) -> Result<Vec<Entry>, StoreError>;
+    /// A room's newest `limit` messages with ids below `before`, as they now
+    /// are, oldest first.
     async fn before(
         &self,
         room: &str,

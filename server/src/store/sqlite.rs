@@ -11,8 +11,11 @@ use sqlx::{
     Row, SqlitePool,
 };
 
-use super::{Appended, NewMessage, ReadMark, SessionRecord, SessionRow, Store, StoreError};
-use crate::search::Plan;
+use super::{
+    Appended, ChangeRefused, Entry, NewChange, NewMessage, ReadMark, SessionRecord, SessionRow,
+    Store, StoreError, Write, Written,
+};
+use crate::{search::Plan, session};
 
 /// Readers (history, sessions) run side by side; SQLite still writes one at a time.
 const POOL_SIZE: u32 = 4;
@@ -46,16 +49,33 @@ impl SqliteStore {
     }
 }
 
-const SELECT_MESSAGE: &str = "SELECT id, room, username, body, sent_at, client_id FROM messages";
+const SELECT_MESSAGE: &str =
+    "SELECT id, author, room, username, body, sent_at, client_id, edited_at FROM messages";
+
+/// Row kinds of the log (see the migration that added them).
+const MESSAGE: i64 = 0;
+const EDIT: i64 = 1;
+const DELETION: i64 = 2;
+const DELETED_MESSAGE: i64 = 3;
+
+/// A room's log: messages, and each change with the message it changed as
+/// that message now is.
+const SELECT_ENTRY: &str = "SELECT m.id, m.author, m.room, m.kind, m.target, m.username, m.body, \
+     m.sent_at, m.client_id, m.edited_at, t.kind AS t_kind, t.username AS t_username, \
+     t.body AS t_body, t.sent_at AS t_sent_at, t.client_id AS t_client_id, \
+     t.edited_at AS t_edited_at \
+     FROM messages m LEFT JOIN messages t ON t.id = m.target";
 
 fn message(row: &SqliteRow) -> Result<ChatMessage, sqlx::Error> {
     Ok(ChatMessage {
         id: row.try_get("id")?,
         room: row.try_get("room")?,
         username: row.try_get("username")?,
+        author: session::author_tag(row.try_get("author")?),
         message: row.try_get("body")?,
         sent_at: row.try_get("sent_at")?,
         client_id: row.try_get("client_id")?,
+        edited_at: row.try_get("edited_at")?,
     })
 }
 
@@ -68,6 +88,48 @@ fn oldest_first(rows: &[SqliteRow]) -> Result<Vec<ChatMessage>, StoreError> {
     let mut page = messages(rows)?;
     page.reverse();
     Ok(page)
+}
+
+/// One row of [`SELECT_ENTRY`].
+fn entry(row: &SqliteRow) -> Result<Entry, sqlx::Error> {
+    let kind: i64 = row.try_get("kind")?;
+    if kind == MESSAGE {
+        return message(row).map(Entry::Message);
+    }
+    let id: i64 = row.try_get("id")?;
+    let room: String = row.try_get("room")?;
+    let target: Option<i64> = row.try_get("target")?;
+    let target_kind: Option<i64> = row.try_get("t_kind")?;
+    match (kind, target, target_kind) {
+        (EDIT, Some(target), Some(MESSAGE)) => Ok(Entry::Edited {
+            id,
+            message: ChatMessage {
+                id: target,
+                room,
+                username: row.try_get("t_username")?,
+                // Only its author may edit a message: the edit's author is
+                // the message's.
+                author: session::author_tag(row.try_get("author")?),
+                message: row.try_get("t_body")?,
+                sent_at: row.try_get("t_sent_at")?,
+                client_id: row.try_get("t_client_id")?,
+                edited_at: row.try_get("t_edited_at")?,
+            },
+        }),
+        // An edit of a message deleted since tells of the deletion.
+        (EDIT | DELETION, Some(target), _) => Ok(Entry::Deleted {
+            id,
+            room,
+            message_id: target,
+        }),
+        _ => Err(sqlx::Error::Protocol(format!(
+            "log row {id} has kind {kind} and target {target:?}"
+        ))),
+    }
+}
+
+fn entries(rows: &[SqliteRow]) -> Result<Vec<Entry>, StoreError> {
+    Ok(rows.iter().map(entry).collect::<Result<_, _>>()?)
 }
 
 /// SQL `LIMIT` from a page size.
@@ -212,7 +274,8 @@ impl Store for SqliteStore {
             "SELECT v.room AS name, \
                CASE WHEN IFNULL(r.last_id, 0) <= v.last_read THEN 0 ELSE \
                  (SELECT COUNT(*) FROM (SELECT 1 FROM messages m \
-                    WHERE m.room = v.room AND m.id > v.last_read AND m.author != v.session_id \
+                    WHERE m.room = v.room AND m.id > v.last_read AND m.kind = 0 \
+                      AND m.author != v.session_id \
                     LIMIT ?)) END AS unread \
              FROM visits v LEFT JOIN rooms r ON r.name = v.room WHERE v.session_id = ? \
              UNION ALL \
@@ -235,55 +298,26 @@ impl Store for SqliteStore {
             .collect::<Result<_, sqlx::Error>>()?)
     }
 
-    async fn append(&self, batch: &[NewMessage]) -> Result<Vec<Appended>, StoreError> {
+    async fn append(&self, batch: &[Write]) -> Result<Vec<Written>, StoreError> {
         let mut tx = self.pool.begin().await?;
         let mut out = Vec::with_capacity(batch.len());
-        for new in batch {
-            let inserted = sqlx::query(
-                "INSERT INTO messages (author, room, username, body, sent_at, client_id) \
-                 VALUES (?, ?, ?, ?, ?, ?) \
-                 ON CONFLICT (author, client_id) DO NOTHING RETURNING id",
-            )
-            .bind(&new.author)
-            .bind(&new.room)
-            .bind(&new.username)
-            .bind(&new.body)
-            .bind(&new.sent_at)
-            .bind(&new.client_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let appended = match inserted {
-                Some(row) => Appended {
-                    message: ChatMessage {
-                        id: row.try_get("id")?,
-                        room: new.room.clone(),
-                        username: new.username.clone(),
-                        message: new.body.clone(),
-                        sent_at: new.sent_at.clone(),
-                        client_id: new.client_id.clone(),
-                    },
-                    fresh: true,
-                },
-                None => {
-                    let row = sqlx::query(&format!(
-                        "{SELECT_MESSAGE} WHERE author = ? AND client_id = ?"
-                    ))
-                    .bind(&new.author)
-                    .bind(&new.client_id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    Appended {
-                        message: message(&row)?,
-                        fresh: false,
-                    }
-                }
+        for write in batch {
+            let written = match write {
+                Write::Post(new) => Written::Posted(post(&mut tx, new).await?),
+                Write::Change(change) => change_message(&mut tx, change).await?,
             };
-            out.push(appended);
+            out.push(written);
         }
-        // Each room's newest id, once per room of the batch.
+        // Each room's newest message id, once per room of the batch.
         let mut newest: Vec<(&str, i64)> = Vec::new();
-        for appended in out.iter().filter(|a| a.fresh) {
-            let message = &appended.message;
+        for written in &out {
+            let Written::Posted(Appended {
+                message,
+                fresh: true,
+            }) = written
+            else {
+                continue;
+            };
             match newest.iter_mut().find(|(room, _)| *room == message.room) {
                 Some((_, id)) => *id = message.id,
                 None => newest.push((&message.room, message.id)),
@@ -303,33 +337,34 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
-    async fn newest(&self, n: usize) -> Result<Vec<ChatMessage>, StoreError> {
-        let rows = sqlx::query(&format!("{SELECT_MESSAGE} ORDER BY id DESC LIMIT ?"))
-            .bind(limit(n))
-            .fetch_all(&self.pool)
-            .await?;
-        oldest_first(&rows)
+    async fn newest(&self, n: usize) -> Result<Vec<Entry>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "{SELECT_ENTRY} WHERE m.kind IN ({MESSAGE}, {EDIT}, {DELETION}) \
+             ORDER BY m.id DESC LIMIT ?"
+        ))
+        .bind(limit(n))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut newest = entries(&rows)?;
+        newest.reverse();
+        Ok(newest)
     }
 
     async fn latest(&self, room: &str, n: usize) -> Result<Vec<ChatMessage>, StoreError> {
         self.before(room, i64::MAX, n).await
     }
 
-    async fn after(
-        &self,
-        room: &str,
-        after: i64,
-        n: usize,
-    ) -> Result<Vec<ChatMessage>, StoreError> {
+    async fn after(&self, room: &str, after: i64, n: usize) -> Result<Vec<Entry>, StoreError> {
         let rows = sqlx::query(&format!(
-            "{SELECT_MESSAGE} WHERE room = ? AND id > ? ORDER BY id LIMIT ?"
+            "{SELECT_ENTRY} WHERE m.room = ? AND m.id > ? \
+             AND m.kind IN ({MESSAGE}, {EDIT}, {DELETION}) ORDER BY m.id LIMIT ?"
         ))
         .bind(room)
         .bind(after)
         .bind(limit(n))
         .fetch_all(&self.pool)
         .await?;
-        messages(&rows)
+        entries(&rows)
     }
 
     async fn before(
@@ -339,7 +374,8 @@ impl Store for SqliteStore {
         n: usize,
     ) -> Result<Vec<ChatMessage>, StoreError> {
         let rows = sqlx::query(&format!(
-            "{SELECT_MESSAGE} WHERE room = ? AND id < ? ORDER BY id DESC LIMIT ?"
+            "{SELECT_MESSAGE} WHERE room = ? AND id < ? AND kind = {MESSAGE} \
+             ORDER BY id DESC LIMIT ?"
         ))
         .bind(room)
         .bind(before)
@@ -364,8 +400,9 @@ impl Store for SqliteStore {
             (None, None) => return Ok(Vec::new()),
         };
         let mut sql = format!(
-            "SELECT m.id, m.room, m.username, m.body, m.sent_at, m.client_id \
-             FROM {first} f JOIN messages m ON m.id = f.rowid WHERE {first} MATCH ?"
+            "SELECT m.id, m.author, m.room, m.username, m.body, m.sent_at, m.client_id, m.edited_at \
+             FROM {first} f JOIN messages m ON m.id = f.rowid \
+             WHERE {first} MATCH ? AND m.kind = {MESSAGE}"
         );
         if words.is_some() {
             sql.push_str(
@@ -388,4 +425,129 @@ impl Store for SqliteStore {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
+}
+
+type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
+
+/// Stores one new message, or finds the one its `client_id` already stored.
+async fn post(tx: &mut Tx, new: &NewMessage) -> Result<Appended, StoreError> {
+    let inserted = sqlx::query(
+        "INSERT INTO messages (author, room, username, body, sent_at, client_id) \
+         VALUES (?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (author, client_id) DO NOTHING RETURNING id",
+    )
+    .bind(&new.author)
+    .bind(&new.room)
+    .bind(&new.username)
+    .bind(&new.body)
+    .bind(&new.sent_at)
+    .bind(&new.client_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if let Some(row) = inserted {
+        return Ok(Appended {
+            message: ChatMessage {
+                id: row.try_get("id")?,
+                room: new.room.clone(),
+                author: session::author_tag(&new.author),
+                username: new.username.clone(),
+                message: new.body.clone(),
+                sent_at: new.sent_at.clone(),
+                client_id: new.client_id.clone(),
+                edited_at: None,
+            },
+            fresh: true,
+        });
+    }
+    // Stored before (and perhaps edited or deleted since): acked again
+    // under its id, not stored twice.
+    let row = sqlx::query(&format!(
+        "{SELECT_MESSAGE} WHERE author = ? AND client_id = ?"
+    ))
+    .bind(&new.author)
+    .bind(&new.client_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(Appended {
+        message: message(&row)?,
+        fresh: false,
+    })
+}
+
+/// Edits or deletes one message in place and logs the change under a new
+/// id, if the message is the author's and in the room and the change's
+/// `client_id` is new.
+async fn change_message(tx: &mut Tx, change: &NewChange) -> Result<Written, StoreError> {
+    if change.client_id.is_some() {
+        // Sent again (after a drop, say): done before, and perhaps changed
+        // by a later edit since, which must not be undone.
+        let before = sqlx::query("SELECT id FROM messages WHERE author = ? AND client_id = ?")
+            .bind(&change.author)
+            .bind(&change.client_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+        if let Some(row) = before {
+            return Ok(Written::ChangedBefore(row.try_get("id")?));
+        }
+    }
+    let found = sqlx::query("SELECT author, room, kind FROM messages WHERE id = ?")
+        .bind(change.target)
+        .fetch_optional(&mut **tx)
+        .await?;
+    let Some(found) = found else {
+        return Ok(Written::Refused(ChangeRefused::NotFound));
+    };
+    let kind: i64 = found.try_get("kind")?;
+    let room: String = found.try_get("room")?;
+    if kind != MESSAGE || room != change.room {
+        return Ok(Written::Refused(ChangeRefused::NotFound));
+    }
+    let author: String = found.try_get("author")?;
+    if author != change.author {
+        return Ok(Written::Refused(ChangeRefused::Forbidden));
+    }
+    let edited = match &change.edit {
+        Some(body) => {
+            let row = sqlx::query(
+                "UPDATE messages SET body = ?, edited_at = ? WHERE id = ? \
+                 RETURNING id, author, room, username, body, sent_at, client_id, edited_at",
+            )
+            .bind(body)
+            .bind(&change.at)
+            .bind(change.target)
+            .fetch_one(&mut **tx)
+            .await?;
+            Some(message(&row)?)
+        }
+        None => {
+            sqlx::query("UPDATE messages SET body = '', kind = ? WHERE id = ?")
+                .bind(DELETED_MESSAGE)
+                .bind(change.target)
+                .execute(&mut **tx)
+                .await?;
+            None
+        }
+    };
+    let logged = sqlx::query(
+        "INSERT INTO messages (author, room, username, body, sent_at, kind, target, client_id) \
+         VALUES (?, ?, ?, '', ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(&change.author)
+    .bind(&change.room)
+    .bind(&change.username)
+    .bind(&change.at)
+    .bind(if edited.is_some() { EDIT } else { DELETION })
+    .bind(change.target)
+    .bind(&change.client_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    let id: i64 = logged.try_get("id")?;
+    Ok(Written::Changed(match edited {
+        Some(message) => Entry::Edited { id, message },
+        None => Entry::Deleted {
+            id,
+            room: change.room.clone(),
+            message_id: change.target,
+        },
+    }))
 }

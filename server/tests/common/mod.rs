@@ -55,6 +55,7 @@ pub struct Session {
 pub struct Welcome {
     pub room: String,
     pub username: String,
+    pub author: String,
     pub online_users: Vec<String>,
     pub history: Vec<ChatMessage>,
     pub complete: bool,
@@ -606,12 +607,14 @@ impl Client {
             ServerFrame::Welcome {
                 room,
                 username,
+                author,
                 online_users,
                 history,
                 complete,
             } => Welcome {
                 room,
                 username,
+                author,
                 online_users,
                 history,
                 complete,
