@@ -603,6 +603,11 @@ impl ChatState {
                         .iter()
                         .any(|m| m.client_id.as_deref() == Some(p.client_id.as_str()))
                 });
+                if !complete || !resuming {
+                    // The pages to come are read after these changes, and
+                    // may hold newer text than they do.
+                    self.seen_changes.update_value(VecDeque::clear);
+                }
                 if !complete {
                     // Too much was missed: start again from the latest page,
                     // and from the changes that come after it.
@@ -644,6 +649,14 @@ impl ChatState {
             }
             ServerFrame::Edited { message, .. } if !self.is_here(&message) => Applied::Nothing,
             ServerFrame::Edited { id, message } => {
+                // An edit of this message not yet on the current socket gives
+                // way to one already made (from another tab, while this one
+                // was away): sent now, it would undo a newer text.
+                self.settle_changes(|c| {
+                    !c.sent
+                        && matches!(&c.change, Change::Edit { id, text }
+                            if *id == message.id && *text != message.message)
+                });
                 self.change_seen(id, SeenChange::Edited(message));
                 Applied::Nothing
             }
@@ -1577,26 +1590,40 @@ mod tests {
     }
 
     #[test]
-    fn another_tabs_edit_does_not_settle_this_ones_and_a_resend_undoes_nothing() {
+    fn an_edit_on_the_wire_waits_for_its_answer_and_one_held_back_gives_way() {
         let owner = Owner::new();
         owner.with(|| {
             let chat = connected_with(&[1]);
             chat.change("mine".into(), edit(1, "x"));
             let frame = write_next_change(&chat);
-            // Another tab's edit of the same message: this one still waits.
+            // Another tab's edit of the same message while this one is on
+            // the wire: the server puts them in order, so this one waits
+            // for its answer.
             chat.apply(edited(5, 1, "from the other tab"), false);
             assert_eq!(chat.change_waiting(1), Some(edit(1, "x")));
-            // The socket drops; the server had stored "x" (change 4) before
-            // the other tab's. The resume replays the message as it now is,
-            // and the resend, under the same key, is only acked.
+            // The socket drops before the answer. Whether or not the server
+            // had "x", the resume says another tab changed the message
+            // since: the held-back edit gives way instead of undoing it.
             chat.changes
                 .update_untracked(|changes| changes.iter_mut().for_each(|c| c.sent = false));
             chat.apply(welcome(vec![]), true);
-            chat.apply(edited(5, 1, "from the other tab"), false);
-            assert_eq!(write_next_change(&chat), frame);
-            chat.apply(ack("mine", 4), false);
+            chat.apply(edited(6, 1, "newer, from the other tab"), false);
             assert_eq!(chat.change_waiting(1), None);
-            assert_eq!(texts(&chat), ["from the other tab"]);
+            assert_eq!(chat.next_change(), NextChange::Idle);
+            assert_eq!(texts(&chat), ["newer, from the other tab"]);
+            // A resend of one the server made is acked, not made again: a
+            // replay of its own text does not drop it.
+            chat.change("again".into(), edit(1, "y"));
+            let again = write_next_change(&chat);
+            chat.changes
+                .update_untracked(|changes| changes.iter_mut().for_each(|c| c.sent = false));
+            chat.apply(welcome(vec![]), true);
+            chat.apply(edited(7, 1, "y"), false);
+            assert_eq!(write_next_change(&chat), again);
+            chat.apply(ack("again", 7), false);
+            assert_eq!(chat.next_change(), NextChange::Idle);
+            assert_eq!(texts(&chat), ["y"]);
+            assert_ne!(frame, again);
         });
     }
 

@@ -99,8 +99,8 @@ pub enum ServerFrame {
         id: i64,
         message: ChatMessage,
     },
-    /// A message was deleted: its text is gone from the server and from
-    /// every history. `id` is the deletion's place in the id sequence.
+    /// A message was deleted: its text is gone from every history and from
+    /// search. `id` is the deletion's place in the id sequence.
     Deleted {
         id: i64,
         room: String,

@@ -71,9 +71,8 @@ const RATE_LIMITED_BACKOFF_MS: f64 = 500.0;
 /// A message (or a change) unanswered this long means the socket is dead
 /// though the browser has not noticed, or the server could not store it (it
 /// then sends no answer and counts on the sender to try again). Either way:
-/// reconnect, and the message goes out again under its `client_id` (a change
-/// goes out again as it is: the same edit twice leaves the same text, and a
-/// deletion of a message already gone is taken as done).
+/// reconnect, and the message or change goes out again under its
+/// `client_id`, which the server acks without doing it twice.
 const ANSWER_TIMEOUT_MS: f64 = 10_000.0;
 /// How often the room list's unread counts are fetched, whether the tab is
 /// on screen or not: often enough for a title that counts news from other

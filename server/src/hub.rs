@@ -36,8 +36,9 @@ use crate::{
 /// make the server hold megabytes for it (2,000 characters of four-byte
 /// UTF-8 make 8 KB a message, so 1,000 of them would be 8 MB).
 const MAX_WELCOME_BYTES: usize = 1024 * 1024;
-/// A message's JSON beyond its text: keys, id, time, quotes.
-const MESSAGE_OVERHEAD: usize = 128;
+/// A message's JSON beyond its text, name, room and `client_id`: keys, id,
+/// author tag, times, quotes, and an `edited` frame's wrapper.
+const MESSAGE_OVERHEAD: usize = 256;
 
 /// A page of a resume read from the store: the byte bound is met after a
 /// few pages at most, never after reading a thousand long messages.
@@ -71,6 +72,7 @@ impl Budget {
                     + message.message.len()
                     + escaped
                     + message.username.len()
+                    + message.room.len()
                     + message.client_id.as_ref().map_or(0, String::len)
             }
             Entry::Deleted { room, .. } => MESSAGE_OVERHEAD + room.len(),
@@ -91,24 +93,41 @@ impl Budget {
 /// may have been read in several pages, so a message read before its
 /// change was stored still holds its old text.
 fn replay(entries: Vec<Entry>, after: i64) -> (Vec<ChatMessage>, Vec<ServerFrame>) {
-    let mut messages: Vec<ChatMessage> = Vec::new();
-    let mut changes: Vec<Entry> = Vec::new();
+    // Messages come in id order (`ids` keeps it); a deleted one leaves a
+    // hole (`None`).
+    let mut ids: Vec<i64> = Vec::new();
+    let mut messages: Vec<Option<ChatMessage>> = Vec::new();
+    // The last change of each older message, by target.
+    let mut changes: std::collections::BTreeMap<i64, Entry> = Default::default();
     for entry in entries {
         match entry {
-            Entry::Message(message) => messages.push(message),
-            change if change.target().is_some_and(|target| target <= after) => {
-                changes.retain(|earlier| earlier.target() != change.target());
-                changes.push(change);
+            Entry::Message(message) => {
+                ids.push(message.id);
+                messages.push(Some(message));
             }
-            Entry::Edited { message, .. } => {
-                if let Some(shown) = messages.iter_mut().find(|shown| shown.id == message.id) {
-                    *shown = message;
+            change if change.target().is_some_and(|target| target <= after) => {
+                if let Some(target) = change.target() {
+                    changes.insert(target, change);
                 }
             }
-            Entry::Deleted { message_id, .. } => messages.retain(|shown| shown.id != message_id),
+            Entry::Edited { message, .. } => {
+                if let Ok(at) = ids.binary_search(&message.id) {
+                    messages[at] = Some(message);
+                }
+            }
+            Entry::Deleted { message_id, .. } => {
+                if let Ok(at) = ids.binary_search(&message_id) {
+                    messages[at] = None;
+                }
+            }
         }
     }
-    (messages, changes.into_iter().map(Entry::frame).collect())
+    let mut changes: Vec<Entry> = changes.into_values().collect();
+    changes.sort_by_key(Entry::id);
+    (
+        messages.into_iter().flatten().collect(),
+        changes.into_iter().map(Entry::frame).collect(),
+    )
 }
 
 /// Messages kept in memory: a resume that missed at most [`MAX_RESUME`] is
@@ -901,15 +920,17 @@ mod tests {
             Entry::Message(said(7, "seven")),
             deleted(8, 3),
             edited(9, 2, "second edit of 2"),
-            edited(10, 6, "new text of 6"),
-            deleted(11, 7),
+            deleted(10, 7),
+            Entry::Message(said(12, "twelve")),
+            edited(13, 12, "twelve, fixed"),
+            edited(14, 6, "new text of 6"),
         ];
         let (messages, changes) = replay(entries, 4);
         let shown: Vec<_> = messages
             .iter()
             .map(|m| (m.id, m.message.as_str()))
             .collect();
-        assert_eq!(shown, [(6, "new text of 6")]);
+        assert_eq!(shown, [(6, "new text of 6"), (12, "twelve, fixed")]);
         assert!(messages[0].edited_at.is_some());
         let changed: Vec<_> = changes
             .iter()

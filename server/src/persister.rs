@@ -20,7 +20,7 @@ use crate::{
     presence::Presence,
     recent::Recent,
     session::SessionId,
-    store::{Appended, ChangeRefused, Entry, Store, Write, Written},
+    store::{Appended, Entry, Store, Write, WriteRefused, Written},
 };
 
 /// Largest batch per transaction: bounds the latency of the first message in it.
@@ -200,16 +200,20 @@ fn ack(client_id: Option<String>, id: i64) -> Option<ServerFrame> {
     client_id.map(|client_id| ServerFrame::Ack { client_id, id })
 }
 
-/// The `error` frame for a refused edit or deletion.
-fn refusal(why: ChangeRefused, client_id: Option<String>) -> ServerFrame {
+/// The `error` frame for a refused write.
+fn refusal(why: WriteRefused, client_id: Option<String>) -> ServerFrame {
     let (code, message) = match why {
-        ChangeRefused::NotFound => (
+        WriteRefused::NotFound => (
             ErrorCode::NotFound,
             "That message is not in this room: it may have been deleted.",
         ),
-        ChangeRefused::Forbidden => (
+        WriteRefused::Forbidden => (
             ErrorCode::Forbidden,
             "Only its author can edit or delete a message.",
+        ),
+        WriteRefused::ClientIdTaken => (
+            ErrorCode::BadFrame,
+            "That client_id was used for another message or change: send each under a new one.",
         ),
     };
     ServerFrame::Error {

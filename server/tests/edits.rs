@@ -159,22 +159,46 @@ async fn a_change_sent_again_is_acked_and_not_made_twice() {
     let (second_edit, _) = edited(&mut bob_ws, mine).await;
     assert_eq!(other_tab.wait_for_ack("e2").await, second_edit);
 
-    // The first tab sends its edit again, as after a drop.
+    // The first tab sends its edit again, as after a drop: acked, and
+    // the room hears nothing of it (Bob's next frame is the next message).
     edit_with_id(&mut ann_ws, mine, "second words", "e1").await;
     assert_eq!(ann_ws.wait_for_ack("e1").await, first_edit);
+    let gone = ann_ws.post("short-lived", "m2").await;
+    let (heard, _) = bob_ws
+        .frames_until(|f| matches!(f, ServerFrame::Message(m) if m.id == gone))
+        .await;
+    assert!(heard.is_empty(), "an edit made twice: {heard:?}");
     let history = server.history(&bob.cookie, "").await;
-    assert_eq!(texts(&history), ["third words"], "the later edit stands");
+    assert_eq!(
+        texts(&history),
+        ["third words", "short-lived"],
+        "the later edit stands"
+    );
 
     // Likewise a deletion: sent twice, done once, acked both times.
-    let gone = ann_ws.post("short-lived", "m2").await;
     for _ in 0..2 {
         ann_ws
             .send_json(serde_json::json!({ "type": "delete", "id": gone, "client_id": "d1" }))
             .await;
     }
-    let deletion = deleted(&mut bob_ws, gone).await;
+    let (heard, deletion) = bob_ws
+        .frames_until(|f| matches!(f, ServerFrame::Deleted { .. }))
+        .await;
+    assert!(heard.is_empty(), "{heard:?}");
+    let ServerFrame::Deleted { id: deletion, .. } = deletion else {
+        unreachable!("the predicate only matches deletions")
+    };
     assert_eq!(ann_ws.wait_for_ack("d1").await, deletion);
     assert_eq!(ann_ws.wait_for_ack("d1").await, deletion);
+
+    // A key names one write: reused for another, it is refused, and the
+    // write is not made in its name.
+    edit_with_id(&mut ann_ws, mine, "under a message's key", "m1").await;
+    assert_eq!(refused(&mut ann_ws).await, ErrorCode::BadFrame);
+    edit_with_id(&mut ann_ws, mine, "under a deletion's key", "d1").await;
+    assert_eq!(refused(&mut ann_ws).await, ErrorCode::BadFrame);
+    ann_ws.say_with_id("under an edit's key", "e2").await;
+    assert_eq!(refused(&mut ann_ws).await, ErrorCode::BadFrame);
 
     // A refusal carries the change's client_id.
     edit_with_id(&mut bob_ws, mine, "Bob's words", "b1").await;
@@ -191,16 +215,15 @@ async fn a_change_sent_again_is_acked_and_not_made_twice() {
         _ => unreachable!("the predicate only matches errors"),
     }
 
-    // Bob heard one edit per edit made and one deletion, nothing more.
+    // Bob heard nothing of the refused or repeated changes.
     bob_ws.say_with_id("fence", "f").await;
     let (heard, _) = bob_ws
         .frames_until(|f| matches!(f, ServerFrame::Message(m) if m.message == "fence"))
         .await;
-    assert!(
-        !heard
-            .iter()
-            .any(|f| matches!(f, ServerFrame::Edited { .. } | ServerFrame::Deleted { .. })),
-        "a change made twice: {heard:?}"
+    assert!(heard.is_empty(), "{heard:?}");
+    assert_eq!(
+        texts(&server.history(&bob.cookie, "").await),
+        ["third words", "fence"]
     );
 }
 

@@ -159,13 +159,16 @@ impl Entry {
     }
 }
 
-/// Why a change was refused.
+/// Why a write was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChangeRefused {
+pub enum WriteRefused {
     /// No message with that id in that room (or it was deleted).
     NotFound,
     /// The message is someone else's.
     Forbidden,
+    /// The sender used this `client_id` before for another write (a
+    /// message, or a change of another kind or message).
+    ClientIdTaken,
 }
 
 /// What became of one [`Write`].
@@ -176,7 +179,7 @@ pub enum Written {
     /// A change sent again: the one its `client_id` names was logged
     /// under this id before.
     ChangedBefore(i64),
-    Refused(ChangeRefused),
+    Refused(WriteRefused),
 }
 
 /// A session has read a room up to `id`.

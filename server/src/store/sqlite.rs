@@ -12,8 +12,8 @@ use sqlx::{
 };
 
 use super::{
-    Appended, ChangeRefused, Entry, NewChange, NewMessage, ReadMark, SessionRecord, SessionRow,
-    Store, StoreError, Write, Written,
+    Appended, Entry, NewChange, NewMessage, ReadMark, SessionRecord, SessionRow, Store, StoreError,
+    Write, WriteRefused, Written,
 };
 use crate::{search::Plan, session};
 
@@ -303,7 +303,7 @@ impl Store for SqliteStore {
         let mut out = Vec::with_capacity(batch.len());
         for write in batch {
             let written = match write {
-                Write::Post(new) => Written::Posted(post(&mut tx, new).await?),
+                Write::Post(new) => post(&mut tx, new).await?,
                 Write::Change(change) => change_message(&mut tx, change).await?,
             };
             out.push(written);
@@ -430,7 +430,7 @@ impl Store for SqliteStore {
 type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
 
 /// Stores one new message, or finds the one its `client_id` already stored.
-async fn post(tx: &mut Tx, new: &NewMessage) -> Result<Appended, StoreError> {
+async fn post(tx: &mut Tx, new: &NewMessage) -> Result<Written, StoreError> {
     let inserted = sqlx::query(
         "INSERT INTO messages (author, room, username, body, sent_at, client_id) \
          VALUES (?, ?, ?, ?, ?, ?) \
@@ -445,7 +445,7 @@ async fn post(tx: &mut Tx, new: &NewMessage) -> Result<Appended, StoreError> {
     .fetch_optional(&mut **tx)
     .await?;
     if let Some(row) = inserted {
-        return Ok(Appended {
+        return Ok(Written::Posted(Appended {
             message: ChatMessage {
                 id: row.try_get("id")?,
                 room: new.room.clone(),
@@ -457,20 +457,23 @@ async fn post(tx: &mut Tx, new: &NewMessage) -> Result<Appended, StoreError> {
                 edited_at: None,
             },
             fresh: true,
-        });
+        }));
     }
     // Stored before (and perhaps edited or deleted since): acked again
-    // under its id, not stored twice.
+    // under its id, not stored twice. A change's key is not a message's.
     let row = sqlx::query(&format!(
-        "{SELECT_MESSAGE} WHERE author = ? AND client_id = ?"
+        "{SELECT_MESSAGE} WHERE author = ? AND client_id = ? AND kind IN ({MESSAGE}, {DELETED_MESSAGE})"
     ))
     .bind(&new.author)
     .bind(&new.client_id)
-    .fetch_one(&mut **tx)
+    .fetch_optional(&mut **tx)
     .await?;
-    Ok(Appended {
-        message: message(&row)?,
-        fresh: false,
+    Ok(match row {
+        Some(row) => Written::Posted(Appended {
+            message: message(&row)?,
+            fresh: false,
+        }),
+        None => Written::Refused(WriteRefused::ClientIdTaken),
     })
 }
 
@@ -481,13 +484,25 @@ async fn change_message(tx: &mut Tx, change: &NewChange) -> Result<Written, Stor
     if change.client_id.is_some() {
         // Sent again (after a drop, say): done before, and perhaps changed
         // by a later edit since, which must not be undone.
-        let before = sqlx::query("SELECT id FROM messages WHERE author = ? AND client_id = ?")
-            .bind(&change.author)
-            .bind(&change.client_id)
-            .fetch_optional(&mut **tx)
-            .await?;
+        let before =
+            sqlx::query("SELECT id, kind, target FROM messages WHERE author = ? AND client_id = ?")
+                .bind(&change.author)
+                .bind(&change.client_id)
+                .fetch_optional(&mut **tx)
+                .await?;
         if let Some(row) = before {
-            return Ok(Written::ChangedBefore(row.try_get("id")?));
+            let kind: i64 = row.try_get("kind")?;
+            let target: Option<i64> = row.try_get("target")?;
+            let same_kind = if change.edit.is_some() {
+                EDIT
+            } else {
+                DELETION
+            };
+            return Ok(if kind == same_kind && target == Some(change.target) {
+                Written::ChangedBefore(row.try_get("id")?)
+            } else {
+                Written::Refused(WriteRefused::ClientIdTaken)
+            });
         }
     }
     let found = sqlx::query("SELECT author, room, kind FROM messages WHERE id = ?")
@@ -495,16 +510,16 @@ async fn change_message(tx: &mut Tx, change: &NewChange) -> Result<Written, Stor
         .fetch_optional(&mut **tx)
         .await?;
     let Some(found) = found else {
-        return Ok(Written::Refused(ChangeRefused::NotFound));
+        return Ok(Written::Refused(WriteRefused::NotFound));
     };
     let kind: i64 = found.try_get("kind")?;
     let room: String = found.try_get("room")?;
     if kind != MESSAGE || room != change.room {
-        return Ok(Written::Refused(ChangeRefused::NotFound));
+        return Ok(Written::Refused(WriteRefused::NotFound));
     }
     let author: String = found.try_get("author")?;
     if author != change.author {
-        return Ok(Written::Refused(ChangeRefused::Forbidden));
+        return Ok(Written::Refused(WriteRefused::Forbidden));
     }
     let edited = match &change.edit {
         Some(body) => {
