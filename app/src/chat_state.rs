@@ -365,13 +365,36 @@ impl ChatState {
     /// What the user asked of message `id` that the server has not done
     /// yet: the newest change waiting for it. Tracked.
     pub fn change_waiting(&self, id: i64) -> Option<Change> {
-        self.changes.with(|changes| {
+        self.changes.track();
+        self.change_waiting_untracked(id)
+    }
+
+    fn change_waiting_untracked(&self, id: i64) -> Option<Change> {
+        self.changes.with_untracked(|changes| {
             changes
                 .iter()
                 .rev()
                 .find(|c| c.change.target() == id)
                 .map(|c| c.change.clone())
         })
+    }
+
+    /// The user's newest message here and its text as shown (with an edit
+    /// on its way): what Up arrow in the empty message box edits.
+    pub fn last_own_message(&self) -> Option<(i64, String)> {
+        let mine = self.my_author.get_untracked()?;
+        let (id, text) = self.messages.with_untracked(|messages| {
+            messages
+                .iter()
+                .rev()
+                .find(|m| m.author == mine)
+                .map(|m| (m.id, m.message.clone()))
+        })?;
+        let text = match self.change_waiting_untracked(id) {
+            Some(Change::Edit { text, .. }) => text,
+            _ => text,
+        };
+        Some((id, text))
     }
 
     /// Which change may be written to the socket now: one at a time, in
@@ -1708,6 +1731,28 @@ mod tests {
             assert_eq!(shown_ids(&chat), [1, 2, 4, 5]);
             assert_eq!(texts(&chat), ["m1", "new text", "m4", "m5"]);
             assert_eq!(chat.last_id(), Some(11));
+        });
+    }
+
+    #[test]
+    fn up_arrow_finds_the_users_newest_message_as_shown() {
+        let owner = Owner::new();
+        owner.with(|| {
+            let chat = ChatState::new(LOBBY.into());
+            assert_eq!(chat.last_own_message(), None);
+            let by = |id: i64, author: &str| ChatMessage {
+                author: author.into(),
+                ..message(id)
+            };
+            chat.apply(
+                welcome(vec![by(1, "tag"), by(2, "tag"), by(3, "other")]),
+                false,
+            );
+            // The welcome says whose tag is the reader's ("tag").
+            assert_eq!(chat.last_own_message(), Some((2, "m2".into())));
+            chat.connection.set(Connection::Open);
+            chat.change("e".into(), edit(2, "on its way"));
+            assert_eq!(chat.last_own_message(), Some((2, "on its way".into())));
         });
     }
 

@@ -1,6 +1,7 @@
 use leptos::prelude::*;
 
 use crate::chat_state::{ChatState, Connection};
+use crate::components::message_editor::Editor;
 use crate::protocol::MAX_MESSAGE_CHARS;
 
 /// Show the remaining-characters counter once this close to the limit.
@@ -11,6 +12,7 @@ const COUNTER_FROM: usize = MAX_MESSAGE_CHARS - 200;
 #[component]
 pub fn Composer() -> impl IntoView {
     let chat = expect_context::<ChatState>();
+    let editor = expect_context::<Editor>();
     let text = RwSignal::new(String::new());
     let length = Memo::new(move |_| text.with(|t| t.chars().count()));
     let sendable = move || {
@@ -54,6 +56,9 @@ pub fn Composer() -> impl IntoView {
                     rows="2"
                     placeholder="Write a message…"
                     aria-label="Message"
+                    aria-keyshortcuts="ArrowUp"
+                    autofocus=true
+                    node_ref=editor.composer
                     prop:value=move || text.get()
                     on:input=move |ev| {
                         let typed = event_target_value(&ev);
@@ -67,6 +72,15 @@ pub fn Composer() -> impl IntoView {
                         if ev.key() == "Enter" && !ev.shift_key() && !ev.is_composing() {
                             ev.prevent_default();
                             send();
+                        } else if ev.key() == "ArrowUp"
+                            && !(ev.shift_key() || ev.alt_key() || ev.ctrl_key() || ev.meta_key())
+                            && text.with_untracked(String::is_empty)
+                        {
+                            // Up in an empty box edits one's last message.
+                            if let Some((id, shown)) = chat.last_own_message() {
+                                ev.prevent_default();
+                                editor.open_from_composer(id, shown);
+                            }
                         }
                     }
                 ></textarea>

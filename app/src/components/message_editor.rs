@@ -9,14 +9,19 @@ const KEYS_HINT: &str = "Enter saves, Shift+Enter starts a new line, Escape canc
 const EMPTY_HINT: &str = "A message cannot be empty: Escape cancels, or use Delete.";
 
 /// Which message is being edited, and the text typed so far. Kept by the
-/// list rather than the row, so that the box and its text outlive the row
-/// being drawn anew (when the message before it is deleted, say). One
-/// message at a time.
+/// room's page rather than the row, so that the box and its text outlive
+/// the row being drawn anew (when the message before it is deleted, say),
+/// and so that the message box can open it (Up arrow). One message at a
+/// time.
 #[derive(Clone, Copy)]
 pub struct Editor {
     pub editing: RwSignal<Option<i64>>,
     /// Not reactive: only read when a box opens or saves.
     draft: StoredValue<String>,
+    /// The message box, where the focus goes back after an edit that was
+    /// opened from it.
+    pub composer: NodeRef<leptos::html::Textarea>,
+    opened_from_composer: StoredValue<bool>,
 }
 
 impl Editor {
@@ -24,13 +29,23 @@ impl Editor {
         Self {
             editing: RwSignal::new(None),
             draft: StoredValue::new(String::new()),
+            composer: NodeRef::new(),
+            opened_from_composer: StoredValue::new(false),
         }
     }
 
     /// Opens the box on message `id`, holding `text`.
     pub fn open(&self, id: i64, text: String) {
+        self.opened_from_composer.set_value(false);
         self.draft.set_value(text);
         self.editing.set(Some(id));
+    }
+
+    /// Opens the box from the message box (Up arrow in an empty one): the
+    /// focus goes back there when it closes.
+    pub fn open_from_composer(&self, id: i64, text: String) {
+        self.open(id, text);
+        self.opened_from_composer.set_value(true);
     }
 
     /// Closes the box if it is on message `id`.
@@ -72,7 +87,8 @@ fn save(draft: &str, shown: &str) -> Save {
 
 /// The box that takes the place of message `id`'s text while it is edited:
 /// focused on opening, Enter saves, Shift+Enter adds a line, Escape cancels.
-/// Either way focus goes back to the message's "Edit" button (`back`).
+/// Either way focus goes back to the message's "Edit" button (`back`), or
+/// to the message box when the box was opened from there.
 /// A saved edit shows at once, marked "saving…", as a change waiting for the
 /// server (see [`ChatState::change_waiting`]): the message itself changes
 /// only with the server's `edited` frame, so a refused edit goes back to the
@@ -101,7 +117,11 @@ pub fn MessageEditor(
 
     let close = move || {
         editor.close(id);
-        if let Some(button) = back.get_untracked() {
+        if editor.opened_from_composer.get_value() {
+            if let Some(composer) = editor.composer.get_untracked() {
+                let _ = composer.focus();
+            }
+        } else if let Some(button) = back.get_untracked() {
             let _ = button.focus();
         }
     };

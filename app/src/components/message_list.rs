@@ -83,14 +83,16 @@ pub fn MessageList() -> impl IntoView {
         layout.with_value(|layout| layout.rows.clone())
     };
     let today = follow_today();
-    let editor = Editor::new();
+    let editor = expect_context::<Editor>();
 
     view! {
         <div class="message-pane">
-            // Focusable from script only (`tabindex="-1"`): a deleted message's
-            // buttons hand the focus to the list rather than the page's top.
+            // Focusable from script and the "Skip to messages" link only
+            // (`tabindex="-1"`): a deleted message's buttons hand the focus to
+            // the list rather than the page's top.
             <div
                 class="card shadow-sm flex-grow-1 overflow-auto message-scroller"
+                id="message-scroller"
                 tabindex="-1"
                 node_ref=list
                 on:scroll=on_scroll
@@ -106,14 +108,17 @@ pub fn MessageList() -> impl IntoView {
                     <Show when=move || chat.messages.with(Vec::is_empty) && chat.pending.with(Vec::is_empty)>
                         <p class="text-body-secondary text-center my-5" id="empty-room">"No messages yet. Say hello!"</p>
                     </Show>
-                    <ol class="list-unstyled mb-0" id="messages" aria-live="polite">
-                        <For each=rows key=|row| (row.message.id, row.new_day, row.head) let:row>
-                            <MessageItem row today editor list/>
-                        </For>
-                        <For each=move || chat.pending.get() key=|p| (p.client_id.clone(), p.failed.clone()) let:pending>
-                            <PendingItem pending/>
-                        </For>
-                    </ol>
+                    // A log: a screen reader reads out what is added to it.
+                    <div role="log" aria-label="Messages" aria-live="polite">
+                        <ol class="list-unstyled mb-0" id="messages">
+                            <For each=rows key=|row| (row.message.id, row.new_day, row.head) let:row>
+                                <MessageItem row today editor list/>
+                            </For>
+                            <For each=move || chat.pending.get() key=|p| (p.client_id.clone(), p.failed.clone()) let:pending>
+                                <PendingItem pending/>
+                            </For>
+                        </ol>
+                    </div>
                 </div>
             </div>
             <Show when=move || unseen.get()>

@@ -1,3 +1,4 @@
+pub mod colour_mode;
 pub mod composer;
 pub mod linkify;
 pub mod message_editor;
@@ -6,5 +7,6 @@ pub mod online_users;
 pub mod open_room;
 pub mod room_list;
 pub mod search;
+pub mod side_panel;
 pub mod timestamp;
 pub mod typing_indicator;

@@ -17,7 +17,7 @@ pub fn RoomList() -> impl IntoView {
         <nav class="card shadow-sm" aria-label="Rooms">
             <div class="card-header fw-semibold">"Rooms"</div>
             <div class="card-body p-2">
-                <ul class="nav nav-pills flex-nowrap flex-md-column gap-1 overflow-auto p-1 rooms-list">
+                <ul class="nav nav-pills flex-column flex-nowrap gap-1 overflow-auto p-1 rooms-list">
                     // Keyed by name alone: a new count updates the badge in
                     // place, and the link (which may have focus) stays.
                     <For each=move || chat.rooms.get() key=|room| room.name.clone() let:room>

@@ -8,8 +8,15 @@ use leptos_router::{
 
 use crate::chat_state::{ChatState, Connection};
 use crate::components::{
-    composer::Composer, message_list::MessageList, online_users::OnlineUsers, room_list::RoomList,
-    search::Search, typing_indicator::TypingIndicator,
+    colour_mode::ColourModePicker,
+    composer::Composer,
+    message_editor::Editor,
+    message_list::MessageList,
+    online_users::OnlineUsers,
+    room_list::RoomList,
+    search::Search,
+    side_panel::{Panel, PanelButtons, Panels, SidePanel},
+    typing_indicator::TypingIndicator,
 };
 use crate::pages::not_found::NotFound;
 use crate::room::{self, RoomName, LOBBY};
@@ -48,35 +55,45 @@ fn ChatRoom(room: String) -> impl IntoView {
     let heading = format!("#{room}");
     let chat = ChatState::new(room);
     provide_context(chat);
+    provide_context(Editor::new());
 
     #[cfg(feature = "hydrate")]
     Effect::new(move |_| crate::ws_client::start(chat));
 
     // Hidden, the tab's title starts with what is waiting: "(3) #rust · Chat".
     let title = move || titled(chat.hidden_unread(), &title);
+    let panels = Panels::new();
+    let people = Signal::derive(move || chat.online.with(Vec::len));
 
     view! {
         <Title text=title/>
-        <nav class="navbar bg-body border-bottom shadow-sm">
+        <a class="visually-hidden-focusable skip-link" href="#message-scroller" on:click=skip_to_messages>
+            "Skip to messages"
+        </a>
+        <header class="navbar bg-body border-bottom shadow-sm">
             <div class="container-fluid flex-nowrap">
                 <span class="navbar-brand fw-semibold text-truncate chat-brand">
-                    "Chat " <span class="text-body-secondary fw-normal" id="room">{heading}</span>
+                    // On a phone the room's name alone: the title names the app.
+                    <span class="d-none d-sm-inline">"Chat "</span>
+                    <span class="text-body-secondary fw-normal" id="room">{heading}</span>
                 </span>
                 <div class="d-flex align-items-center gap-3 flex-shrink-0">
                     <ConnectionBadge/>
                     <span class="text-body-secondary small d-none d-sm-inline">
                         {move || chat.me.get().map(|me| view! { "Signed in as " <strong id="me">{me}</strong> })}
                     </span>
+                    <ColourModePicker/>
                     <form method="post" action="/api/logout" class="m-0">
                         <button type="submit" class="btn btn-outline-secondary btn-sm">"Log out"</button>
                     </form>
                 </div>
             </div>
-        </nav>
+        </header>
         <noscript>
             <div class="alert alert-warning m-3">"The live chat needs JavaScript."</div>
         </noscript>
         <main class="container-fluid chat-layout py-3">
+            <PanelButtons panels people/>
             <section class="chat-conversation d-flex flex-column" aria-label="Conversation">
                 <MessageList/>
                 <TypingIndicator/>
@@ -86,10 +103,14 @@ fn ChatRoom(room: String) -> impl IntoView {
                 <Search/>
             </div>
             <div class="chat-rooms">
-                <RoomList/>
+                <SidePanel panels panel=Panel::Rooms id="rooms-panel" title="Rooms" side="start">
+                    <RoomList/>
+                </SidePanel>
             </div>
             <div class="chat-people">
-                <OnlineUsers/>
+                <SidePanel panels panel=Panel::People id="people-panel" title="Online users" side="end">
+                    <OnlineUsers/>
+                </SidePanel>
             </div>
         </main>
     }
@@ -125,6 +146,23 @@ fn ConnectionBadge() -> impl IntoView {
     }
     .into_any()
 }
+
+/// "Skip to messages": the router would take the link for a page change,
+/// so the focus is moved here (before the WASM runs, the browser does it).
+#[cfg(feature = "hydrate")]
+fn skip_to_messages(ev: leptos::ev::MouseEvent) {
+    use wasm_bindgen::JsCast;
+    let scroller = document()
+        .get_element_by_id("message-scroller")
+        .and_then(|el| el.dyn_into::<web_sys::HtmlElement>().ok());
+    if let Some(scroller) = scroller {
+        ev.prevent_default();
+        let _ = scroller.focus();
+    }
+}
+
+#[cfg(not(feature = "hydrate"))]
+fn skip_to_messages(_: leptos::ev::MouseEvent) {}
 
 #[cfg(all(test, feature = "ssr"))]
 mod tests {

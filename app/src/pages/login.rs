@@ -1,5 +1,6 @@
 use leptos::prelude::*;
 
+use crate::components::colour_mode::ColourModePicker;
 use crate::protocol::MAX_NAME_CHARS;
 
 /// `/`: pick a name. A plain HTML form, so it works before (and without) the WASM.
@@ -20,7 +21,10 @@ pub fn LoginCard(
 ) -> impl IntoView {
     let invalid = error.is_some();
     view! {
-        <main class="container py-5">
+        <header class="container d-flex justify-content-end pt-3">
+            <ColourModePicker/>
+        </header>
+        <main class="container py-4">
             <div class="row justify-content-center">
                 <div class="col-sm-10 col-md-7 col-lg-5">
                     <div class="card shadow-sm">
