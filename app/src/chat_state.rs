@@ -380,9 +380,14 @@ impl ChatState {
     }
 
     /// The user's newest message here and its text as shown (with an edit
-    /// on its way): what Up arrow in the empty message box edits.
+    /// on its way): what Up arrow in the empty message box edits. None
+    /// while a message of theirs is still on its way (the newest is not
+    /// stored yet), or when it is being deleted.
     pub fn last_own_message(&self) -> Option<(i64, String)> {
         let mine = self.my_author.get_untracked()?;
+        if self.pending.with_untracked(|pending| !pending.is_empty()) {
+            return None;
+        }
         let (id, text) = self.messages.with_untracked(|messages| {
             messages
                 .iter()
@@ -390,11 +395,11 @@ impl ChatState {
                 .find(|m| m.author == mine)
                 .map(|m| (m.id, m.message.clone()))
         })?;
-        let text = match self.change_waiting_untracked(id) {
-            Some(Change::Edit { text, .. }) => text,
-            _ => text,
-        };
-        Some((id, text))
+        match self.change_waiting_untracked(id) {
+            Some(Change::Edit { text, .. }) => Some((id, text)),
+            Some(Change::Delete { .. }) => None,
+            None => Some((id, text)),
+        }
     }
 
     /// Which change may be written to the socket now: one at a time, in
@@ -1753,6 +1758,12 @@ mod tests {
             chat.connection.set(Connection::Open);
             chat.change("e".into(), edit(2, "on its way"));
             assert_eq!(chat.last_own_message(), Some((2, "on its way".into())));
+            // Not while a newer one is being sent, nor one being deleted.
+            chat.queue("c".into(), "newer".into());
+            assert_eq!(chat.last_own_message(), None);
+            chat.pending.set(Vec::new());
+            chat.change("d".into(), Change::Delete { id: 2 });
+            assert_eq!(chat.last_own_message(), None);
         });
     }
 

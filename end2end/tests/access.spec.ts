@@ -32,7 +32,14 @@ for (const look of looks) {
     // A refused name, with its error on screen.
     await page.getByLabel('Your name').fill('no spaces allowed!');
     await page.getByRole('button', { name: 'Join the chat' }).click();
-    await expect(page.getByText(/letters|characters/).first()).toBeVisible();
+    const error = page.getByRole('alert');
+    await expect(error).toBeVisible();
+    // The page that says so is in the same colour mode.
+    await expect(page.locator('html')).toHaveAttribute('data-bs-theme', look.colorScheme);
+    // The field says it is wrong, and why.
+    const field = page.getByLabel('Your name');
+    await expect(field).toHaveAttribute('aria-invalid', 'true');
+    await expect(field).toHaveAccessibleDescription(new RegExp(`^${(await error.innerText()).trim().replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
     expect(await violations(page)).toEqual([]);
   });
 

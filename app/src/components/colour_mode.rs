@@ -1,23 +1,13 @@
 //! Light and dark: the system's choice unless the user picked one. The pick
 //! lives in a cookie, so the server renders the page in it; with no pick, a
-//! small script in the page's head follows `prefers-color-scheme` before
-//! anything is painted (see [`HEAD_SCRIPT`]), so no page flashes the wrong
-//! mode.
+//! small script loaded in the page's head (`public/theme.js`) follows
+//! `prefers-color-scheme` before anything is painted, so no page flashes
+//! the wrong mode.
 
 use leptos::prelude::*;
 
 /// The cookie that keeps the user's pick.
 pub const COOKIE: &str = "chat_theme";
-
-/// Runs in `<head>` before the body is drawn: sets `data-bs-theme` from the
-/// cookie, or from the system setting (and again when that changes). The
-/// picker calls it again (as `chatApplyTheme`) after writing the cookie.
-#[cfg(feature = "ssr")]
-pub const HEAD_SCRIPT: &str = "(function(){var d=document.documentElement,\
-m=matchMedia('(prefers-color-scheme: dark)');function apply(){var c=document.cookie\
-.match(/(?:^|; )chat_theme=(light|dark)(?:;|$)/);d.setAttribute('data-bs-theme',\
-c?c[1]:(m.matches?'dark':'light'))}apply();m.addEventListener('change',apply);\
-window.chatApplyTheme=apply})()";
 
 /// The user's pick.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -145,6 +135,8 @@ pub fn ColourModePicker() -> impl IntoView {
             class="form-select form-select-sm colour-mode"
             aria-label="Colour mode"
             title="Colour mode"
+            // Firefox would otherwise restore an older choice on reload.
+            autocomplete="off"
             on:change=on_change
         >
             {option(ColourMode::System, "System")}

@@ -75,6 +75,7 @@ pub fn Composer() -> impl IntoView {
                         } else if ev.key() == "ArrowUp"
                             && !(ev.shift_key() || ev.alt_key() || ev.ctrl_key() || ev.meta_key())
                             && text.with_untracked(String::is_empty)
+                            && editor.editing.get_untracked().is_none()
                         {
                             // Up in an empty box edits one's last message.
                             if let Some((id, shown)) = chat.last_own_message() {

@@ -23,11 +23,28 @@ pub struct Panels {
 
 impl Panels {
     pub fn new() -> Self {
-        Self {
+        let panels = Self {
             open: RwSignal::new(None),
             rooms_button: NodeRef::new(),
             people_button: NodeRef::new(),
+        };
+        // Wider than a phone (a tablet turned, say), the lists are in the
+        // side column again: no panel is open.
+        #[cfg(feature = "hydrate")]
+        {
+            let handle = window_event_listener(leptos::ev::resize, move |_| {
+                let wide = window()
+                    .inner_width()
+                    .ok()
+                    .and_then(|width| width.as_f64())
+                    .is_some_and(|width| width >= 768.0);
+                if wide && panels.open.get_untracked().is_some() {
+                    panels.open.set(None);
+                }
+            });
+            on_cleanup(move || handle.remove());
         }
+        panels
     }
 
     fn is_open(&self, panel: Panel) -> bool {
@@ -81,8 +98,9 @@ pub fn PanelButtons(panels: Panels, people: Signal<usize>) -> impl IntoView {
     }
 }
 
-/// One panel around `children`. Open, it is a dialog: its close button has
-/// the focus, and Escape, the close button or a tap beside it closes it.
+/// One panel around `children`. Open, it is a modal dialog: its close
+/// button has the focus, Tab and Shift+Tab go round inside it, and Escape,
+/// the close button or a tap beside it closes it.
 #[component]
 pub fn SidePanel(
     panels: Panels,
@@ -95,6 +113,7 @@ pub fn SidePanel(
 ) -> impl IntoView {
     let shown = move || panels.is_open(panel);
     let close_button = NodeRef::<Button>::new();
+    let dialog = NodeRef::<leptos::html::Div>::new();
     Effect::new(move |_| {
         if shown() {
             if let Some(button) = close_button.get() {
@@ -111,10 +130,16 @@ pub fn SidePanel(
             role=move || shown().then_some("dialog")
             aria-modal=move || shown().then_some("true")
             aria-label=move || shown().then_some(title)
+            node_ref=dialog
             on:keydown=move |ev| {
+                if !shown() || ev.is_composing() {
+                    return;
+                }
                 if ev.key() == "Escape" {
                     ev.stop_propagation();
                     panels.close();
+                } else if ev.key() == "Tab" {
+                    keep_focus_inside(&ev, dialog);
                 }
             }
         >
@@ -135,3 +160,45 @@ pub fn SidePanel(
         </Show>
     }
 }
+
+/// Tab on the panel's last control goes to its first, Shift+Tab on its
+/// first to its last: the page behind an open panel is out of reach.
+#[cfg(feature = "hydrate")]
+fn keep_focus_inside(ev: &leptos::ev::KeyboardEvent, panel: NodeRef<leptos::html::Div>) {
+    use wasm_bindgen::JsCast;
+    let Some(panel) = panel.get_untracked() else {
+        return;
+    };
+    let Ok(found) = panel.query_selector_all(
+        "a[href], button:not([disabled]), input:not([disabled]), select, textarea, [tabindex=\"0\"]",
+    ) else {
+        return;
+    };
+    let controls: Vec<web_sys::HtmlElement> = (0..found.length())
+        .filter_map(|at| found.item(at))
+        .filter_map(|node| node.dyn_into::<web_sys::HtmlElement>().ok())
+        .collect();
+    let (Some(first), Some(last)) = (controls.first(), controls.last()) else {
+        return;
+    };
+    let active = document().active_element();
+    let at = |control: &web_sys::HtmlElement| {
+        active
+            .as_ref()
+            .is_some_and(|active| active == control.unchecked_ref::<web_sys::Element>())
+    };
+    let wrap_to = if ev.shift_key() && at(first) {
+        Some(last)
+    } else if !ev.shift_key() && at(last) {
+        Some(first)
+    } else {
+        None
+    };
+    if let Some(control) = wrap_to {
+        ev.prevent_default();
+        let _ = control.focus();
+    }
+}
+
+#[cfg(not(feature = "hydrate"))]
+fn keep_focus_inside(_: &leptos::ev::KeyboardEvent, _: NodeRef<leptos::html::Div>) {}

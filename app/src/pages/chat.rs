@@ -72,12 +72,12 @@ fn ChatRoom(room: String) -> impl IntoView {
         </a>
         <header class="navbar bg-body border-bottom shadow-sm">
             <div class="container-fluid flex-nowrap">
-                <span class="navbar-brand fw-semibold text-truncate chat-brand">
+                <span class="navbar-brand fw-semibold text-truncate chat-brand me-2">
                     // On a phone the room's name alone: the title names the app.
                     <span class="d-none d-sm-inline">"Chat "</span>
                     <span class="text-body-secondary fw-normal" id="room">{heading}</span>
                 </span>
-                <div class="d-flex align-items-center gap-3 flex-shrink-0">
+                <div class="d-flex align-items-center gap-2 gap-sm-3 flex-shrink-0">
                     <ConnectionBadge/>
                     <span class="text-body-secondary small d-none d-sm-inline">
                         {move || chat.me.get().map(|me| view! { "Signed in as " <strong id="me">{me}</strong> })}

@@ -6,7 +6,12 @@ use crate::protocol::MAX_NAME_CHARS;
 /// `/`: pick a name. A plain HTML form, so it works before (and without) the WASM.
 #[component]
 pub fn LoginPage() -> impl IntoView {
-    view! { <LoginCard/> }
+    view! {
+        <header class="container d-flex justify-content-end pt-3">
+            <ColourModePicker/>
+        </header>
+        <LoginCard/>
+    }
 }
 
 /// The login form. The server renders it again, with `error`, when a name is refused.
@@ -21,9 +26,6 @@ pub fn LoginCard(
 ) -> impl IntoView {
     let invalid = error.is_some();
     view! {
-        <header class="container d-flex justify-content-end pt-3">
-            <ColourModePicker/>
-        </header>
         <main class="container py-4">
             <div class="row justify-content-center">
                 <div class="col-sm-10 col-md-7 col-lg-5">
@@ -53,7 +55,12 @@ pub fn LoginCard(
                                     autofocus=true
                                     required=true
                                     maxlength=MAX_NAME_CHARS.to_string()
-                                    aria-describedby="username-help"
+                                    aria-invalid=invalid.then_some("true")
+                                    aria-describedby=if invalid {
+                                        "login-error username-help"
+                                    } else {
+                                        "username-help"
+                                    }
                                     prop:value=value.clone()
                                     value=value
                                 />
@@ -73,16 +80,17 @@ pub fn LoginCard(
     .into_any()
 }
 
-/// The whole login page as a static document (no scripts): the answer to a
-/// refused form login.
+/// The whole login page as a static document (no WASM; the colour mode
+/// script only): the answer to a refused form login.
 #[cfg(feature = "ssr")]
 pub fn login_error_document(error: String, typed: String) -> String {
     let owner = Owner::new();
     let body = owner.with(|| view! { <LoginCard error=error value=typed/> }.to_html());
     format!(
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"/>\
+        "<!DOCTYPE html><html lang=\"en\" data-bs-theme=\"light\"><head><meta charset=\"utf-8\"/>\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"/>\
          <link rel=\"icon\" href=\"/favicon.ico\"/>\
+         <script src=\"/theme.js\"></script>\
          <link rel=\"stylesheet\" href=\"/vendor/bootstrap.min.css\"/>\
          <link rel=\"stylesheet\" href=\"/pkg/{}.css\"/>\
          <title>Chat</title></head><body class=\"bg-body-tertiary\">{body}</body></html>",
