@@ -45,7 +45,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             <head>
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1, interactive-widget=resizes-content"/>
-                <script src="/theme.js"></script>
+                <script src="/theme.js" nonce=leptos::nonce::use_nonce()></script>
                 <link rel="icon" href="/favicon.ico"/>
                 <link rel="stylesheet" href="/vendor/bootstrap.min.css"/>
                 <link rel="stylesheet" href=format!("/pkg/{OUTPUT_NAME}.css")/>

@@ -175,8 +175,12 @@ async fn an_invalid_form_login_shows_the_form_again_without_echoing_markup() {
         "the page says what is wrong: {expected}"
     );
     assert!(
-        !page.contains("<script"),
+        !page.contains("<script>alert(1)"),
         "the typed markup is never markup: {page}"
+    );
+    assert!(
+        page.contains("value=\"&lt;script&gt;alert(1)&lt;/script&gt;\""),
+        "what was typed is put back, as text: {page}"
     );
     assert!(
         page.contains("&lt;script&gt;"),
