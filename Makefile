@@ -22,7 +22,7 @@ SMOKE_PORT ?= 3190
 run: tools assets
 	rm -f target/site/pkg/*.br target/site/pkg/*.gz
 	cargo leptos build --release
-	node precompress.mjs target/site
+	node precompress.mjs target/site target/release/hash.txt
 	mkdir -p data
 	LEPTOS_SITE_ROOT=target/site target/release/server
 
@@ -36,7 +36,7 @@ dev: tools assets
 build: tools assets
 	rm -f target/site/pkg/*.br target/site/pkg/*.gz
 	cargo leptos build --release
-	node precompress.mjs target/site
+	node precompress.mjs target/site target/release/hash.txt
 
 test: tools assets fmt-check clippy rust-test build bench-smoke e2e
 

@@ -285,6 +285,26 @@ impl ChatState {
             .with_untracked(|messages| messages.first().map(|m| m.id))
     }
 
+    /// Puts messages typed before this page (kept in the outbox) in line
+    /// ahead of anything typed since, in their order; one already waiting
+    /// is not queued twice.
+    pub fn requeue(&self, kept: impl IntoIterator<Item = (String, String)>) {
+        self.pending.update(|pending| {
+            let mut ahead: Vec<Pending> = kept
+                .into_iter()
+                .filter(|(client_id, _)| pending.iter().all(|p| p.client_id != *client_id))
+                .map(|(client_id, text)| Pending {
+                    client_id,
+                    text,
+                    sent: false,
+                    failed: None,
+                })
+                .collect();
+            ahead.append(pending);
+            *pending = ahead;
+        });
+    }
+
     /// Queues a message for sending; the socket client writes it out.
     pub fn queue(&self, client_id: String, text: String) {
         self.notice.set(None);
@@ -543,10 +563,14 @@ impl ChatState {
         if self.visible.get() {
             return 0;
         }
-        let elsewhere: u64 = self
-            .rooms
-            .with(|rooms| rooms.iter().map(|r| r.unread).sum());
-        elsewhere + self.missed_while_hidden.get()
+        self.unread_elsewhere() + self.missed_while_hidden.get()
+    }
+
+    /// Messages waiting in the other rooms, as the server last counted
+    /// them (the room on screen counts none). Tracked.
+    pub fn unread_elsewhere(&self) -> u64 {
+        self.rooms
+            .with(|rooms| rooms.iter().map(|r| r.unread).sum())
     }
 
     /// The tab was hidden or shown again. Back on screen, what arrived

@@ -6,9 +6,12 @@
 
 pub mod protocol;
 pub mod room;
+pub mod seed;
 
 pub mod chat_state;
 mod components;
+#[cfg(feature = "hydrate")]
+mod outbox;
 mod pages;
 #[cfg(feature = "hydrate")]
 mod ws_client;
@@ -39,19 +42,28 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
         provide_context(nonce);
     }
     let theme = components::colour_mode::current().rendered_theme();
+    let seed = use_context::<seed::Seed>().map(|seed| {
+        view! {
+            <script type="application/json" id=seed::SCRIPT_ID nonce=leptos::nonce::use_nonce() inner_html=seed.script_text()></script>
+        }
+    });
     view! {
         <!DOCTYPE html>
         <html lang="en" data-bs-theme=theme>
             <head>
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1, interactive-widget=resizes-content"/>
+                <meta name="theme-color" content="#0d6efd"/>
                 <script src="/theme.js" nonce=leptos::nonce::use_nonce()></script>
+                <script src="/pwa.js" defer nonce=leptos::nonce::use_nonce()></script>
                 <link rel="icon" href="/favicon.ico"/>
+                <link rel="manifest" href="/manifest.webmanifest"/>
                 <link rel="stylesheet" href="/vendor/bootstrap.min.css"/>
-                <link rel="stylesheet" href=format!("/pkg/{OUTPUT_NAME}.css")/>
+                <leptos_meta::HashedStylesheet options=options.clone()/>
                 <AutoReload options=options.clone()/>
                 <HydrationScripts options/>
                 <leptos_meta::MetaTags/>
+                {seed}
             </head>
             <body class="bg-body-tertiary">
                 <App/>

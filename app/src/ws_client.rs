@@ -155,7 +155,13 @@ pub fn start(chat: ChatState) {
         }
     });
 
-    spawn_local(run(chat, writer, rooms, watch_network()));
+    // Messages left in the outbox by an earlier page go first.
+    let restore = crate::outbox::keep(chat);
+    let network = watch_network();
+    spawn_local(async move {
+        restore.await;
+        run(chat, writer, rooms, network).await
+    });
 }
 
 /// How one connection ended.

@@ -126,7 +126,7 @@ test('an empty message is not sent', async ({ browser }) => {
   await page.getByRole('textbox', { name: 'Message' }).fill('   ');
   await expect(page.getByRole('button', { name: 'Send' })).toBeDisabled();
   await page.getByRole('textbox', { name: 'Message' }).press('Enter');
-  await expect(page.locator('#messages li.pending')).toHaveCount(0);
+  await expect(page.locator('#pending li.pending')).toHaveCount(0);
 });
 
 test('visiting the chat without logging in leads to the login page', async ({ page }) => {
@@ -154,7 +154,7 @@ test('older messages load on demand', async ({ browser }) => {
   // then 5 a second), so the last of 55 arrives about nine seconds after the
   // first was queued.
   await expect(messageText(writer, `old ${tag} #54`)).toHaveCount(1, { timeout: 20_000 });
-  await expect(writer.locator('#messages li.pending')).toHaveCount(0);
+  await expect(writer.locator('#pending li.pending')).toHaveCount(0);
 
   const reader = await person(browser, uniqueName('New'));
   await expect(messageText(reader, `old ${tag} #54`)).toHaveCount(1);

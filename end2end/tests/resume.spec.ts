@@ -17,7 +17,7 @@ test('offline and back: reconnecting, then every missed message once', async ({ 
   // Typed while offline: kept as pending, delivered after the reconnect.
   const typed = `typed offline ${Date.now()}`;
   await send(bob, typed);
-  await expect(bob.locator('#messages li.pending').filter({ hasText: typed })).toHaveCount(1);
+  await expect(bob.locator('#pending li.pending').filter({ hasText: typed })).toHaveCount(1);
 
   await bob.context().setOffline(false);
   await connected(bob);
@@ -26,7 +26,7 @@ test('offline and back: reconnecting, then every missed message once', async ({ 
     await expect(messageText(bob, text)).toHaveCount(1);
   }
   await expect(messageText(alice, typed)).toHaveCount(1);
-  await expect(bob.locator('#messages li.pending')).toHaveCount(0);
+  await expect(bob.locator('#pending li.pending')).toHaveCount(0);
   await expect(messageText(bob, typed)).toHaveCount(1);
 
   // In id order on both sides.
@@ -58,7 +58,7 @@ test('a backlog typed offline goes out paced: every message once, in order, none
   for (const text of texts) {
     await send(alice, text);
   }
-  await expect(alice.locator('#messages li.pending')).toHaveCount(texts.length);
+  await expect(alice.locator('#pending li.pending')).toHaveCount(texts.length);
 
   const refusedBefore = await rateLimited(bob);
   await alice.context().setOffline(false);
@@ -77,7 +77,7 @@ test('a backlog typed offline goes out paced: every message once, in order, none
   expect(shown).toEqual(texts);
 
   // The sender is left with nothing "sending…" and nothing "not sent".
-  await expect(alice.locator('#messages li.pending')).toHaveCount(0);
+  await expect(alice.locator('#pending li.pending')).toHaveCount(0);
   await expect(alice.locator('#messages li.failed')).toHaveCount(0);
   await expect(alice.getByText('not sent')).toHaveCount(0);
   for (const text of texts) {

@@ -75,6 +75,7 @@ pub async fn serve(
         .output_name(app::OUTPUT_NAME)
         .site_root(config.site_root.as_str())
         .site_addr(config.bind)
+        .hash_files(built_with_hashes())
         .build();
     let config = Arc::new(config);
     let state = AppState {
@@ -220,4 +221,15 @@ pub fn log_config(config: &Config) {
             .map_or_else(|| "beside the pages".to_string(), |bind| bind.to_string()),
         "configuration"
     );
+}
+
+/// Whether the client's files were built under names that carry their
+/// hash: the build then leaves `hash.txt` beside the server's binary, and
+/// the pages name the files by it. (A test binary finds none, and names
+/// them plainly.)
+fn built_with_hashes() -> bool {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.join("hash.txt")))
+        .is_some_and(|file| file.is_file())
 }

@@ -3,9 +3,10 @@
 use app::{
     protocol::{
         LoginRequest, LoginResponse, MessagePage, OnlineUsers, RoomList, RoomSummary,
-        SearchResults, HISTORY_PAGE, MAX_HISTORY_PAGE, SEARCH_RESULTS,
+        SearchResults, ServerFrame, HISTORY_PAGE, MAX_HISTORY_PAGE, SEARCH_RESULTS,
     },
     room::{self, RoomName},
+    seed::Seed,
 };
 use axum::{
     body::Bytes,
@@ -68,24 +69,53 @@ pub fn router(state: AppState) -> Router {
 
 /// The built scripts, WASM and styles: the build writes a brotli and a gzip
 /// copy beside each (`precompress.mjs`), sent to browsers that take them
-/// (the WASM is about a third of its size in brotli). Revalidated on every
-/// load (`no-cache` with `Last-Modified`): the names carry no hash, so a
-/// new build must never be hidden behind a cached old one.
+/// (the WASM is about a third of its size in brotli). A name that carries
+/// its content's hash is kept for a year; any other is revalidated on every
+/// load, so that a new build is never hidden behind a cached old one.
 fn precompressed(dir: std::path::PathBuf) -> Router<AppState> {
     let files = tower_http::services::ServeDir::new(dir)
         .precompressed_br()
         .precompressed_gzip();
-    let set = |name, value| {
-        tower_http::set_header::SetResponseHeaderLayer::overriding(
-            name,
-            http::HeaderValue::from_static(value),
-        )
-    };
     Router::new()
         .fallback_service(files)
-        .layer(set(header::CACHE_CONTROL, "no-cache"))
+        .layer(middleware::from_fn(cache_lifetime))
         // A cache between here and the browser keeps one copy per encoding.
-        .layer(set(header::VARY, "accept-encoding"))
+        .layer(tower_http::set_header::SetResponseHeaderLayer::overriding(
+            header::VARY,
+            HeaderValue::from_static("accept-encoding"),
+        ))
+}
+
+async fn cache_lifetime(request: Request, next: middleware::Next) -> Response {
+    let lasting = content_named(request.uri().path());
+    let mut response = next.run(request).await;
+    let policy = if lasting && response.status().is_success() {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    };
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static(policy));
+    response
+}
+
+/// Whether a file's name carries the hash of its content, as the build
+/// names the client's files (`chat.<22 base64url characters>.wasm`): such a
+/// file never changes under its name.
+fn content_named(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or_default();
+    let mut parts = name.split('.');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(stem), Some(hash), Some(_extension), None) => {
+            !stem.is_empty()
+                && hash.len() == 22
+                && hash
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        }
+        _ => false,
+    }
 }
 
 /// `/metrics` alone, for `METRICS_BIND=<address>`.
@@ -100,28 +130,55 @@ pub fn metrics_router(state: AppState) -> Router {
 /// one outside the rule renders the not-found page.
 async fn page(State(state): State<AppState>, request: Request) -> Result<Response, AppError> {
     let path = request.uri().path();
-    // Some(()) on a room's page, in its one spelling.
+    // The room on a room's page, in its one spelling.
     let room = match path.strip_prefix("/chat/") {
-        Some("") => Some(()),
+        Some("") => Some(room::LOBBY.to_string()),
         Some(raw) => match room::check(raw.strip_suffix('/').unwrap_or(raw)) {
             RoomName::Valid(name) | RoomName::Lowercase(name) if room::path(&name) != path => {
                 return Ok(Redirect::permanent(&room::path(&name)).into_response());
             }
             RoomName::Invalid => None,
-            _ => Some(()),
+            RoomName::Valid(name) | RoomName::Lowercase(name) => Some(name),
         },
         None => None,
     };
-    let signed_in = auth::current(&state, request.headers()).await?.is_some();
-    match (path, room, signed_in) {
-        ("/", _, true) => return Ok(Redirect::to("/chat/").into_response()),
-        (_, Some(()), false) => return Ok(Redirect::to("/").into_response()),
-        _ => {}
-    }
+    let session = auth::current(&state, request.headers()).await?;
+    let seed = match (path, room, session) {
+        ("/", _, Some(_)) => return Ok(Redirect::to("/chat/").into_response()),
+        (_, Some(_), None) => return Ok(Redirect::to("/").into_response()),
+        (_, Some(room), Some(session)) => Some(seed(&state, room, session).await?),
+        _ => None,
+    };
     let options = state.leptos.clone();
-    let render =
-        leptos_axum::render_app_to_stream_with_context(|| {}, move || app::shell(options.clone()));
+    let render = leptos_axum::render_app_to_stream_with_context(
+        move || {
+            if let Some(seed) = seed.clone() {
+                leptos::prelude::provide_context(seed);
+            }
+        },
+        move || app::shell(options.clone()),
+    );
     Ok(render(request).await)
+}
+
+/// What a room's page starts from: its latest messages, drawn by the
+/// server, so they are on screen before the WASM arrives (and in a page
+/// the browser keeps for offline use). Who is online is left to the
+/// socket: a page kept for later must not show stale company.
+async fn seed(
+    state: &AppState,
+    room: String,
+    session: crate::store::SessionRow,
+) -> Result<Seed, AppError> {
+    let history = state.hub.history(&room, None).await?;
+    Ok(Seed(ServerFrame::Welcome {
+        room,
+        author: session::author_tag(&session.id),
+        username: session.username,
+        online_users: Vec::new(),
+        history: history.messages,
+        complete: history.complete,
+    }))
 }
 
 /// How the client wants its answer.
@@ -202,13 +259,12 @@ async fn login(
     let username = state.hub.login(id, &name).await?;
     tracing::info!(user = %username, "login");
     let cookie = session::set_cookie(&token, state.config.cookie_secure);
+    // A new login starts clean: pages kept for offline use and messages
+    // waiting in the outbox belonged to whoever used this browser before.
+    let headers = [(header::SET_COOKIE, cookie), clear_site_storage()];
     Ok(match wants {
-        Wants::Json => (
-            [(header::SET_COOKIE, cookie)],
-            Json(LoginResponse { username }),
-        )
-            .into_response(),
-        Wants::Html => ([(header::SET_COOKIE, cookie)], Redirect::to("/chat/")).into_response(),
+        Wants::Json => (headers, Json(LoginResponse { username })).into_response(),
+        Wants::Html => (headers, Redirect::to("/chat/")).into_response(),
     })
 }
 
@@ -237,10 +293,15 @@ async fn logout(
         return Err(AppError::ForeignOrigin);
     }
     let wants = wants(&headers, &body);
-    let clear = [(
-        header::SET_COOKIE,
-        session::clear_cookie(state.config.cookie_secure),
-    )];
+    // The browser forgets the session, and with it the pages kept for
+    // offline use and the messages still waiting to be sent.
+    let clear = [
+        (
+            header::SET_COOKIE,
+            session::clear_cookie(state.config.cookie_secure),
+        ),
+        clear_site_storage(),
+    ];
     let ended = match session::presented(&headers, state.config.cookie_secure) {
         // The name and the sockets are gone even when the database failed:
         // the browser forgets the cookie too, so it cannot come back on it.
@@ -258,6 +319,15 @@ async fn logout(
         (Wants::Json, true) => (clear, StatusCode::NO_CONTENT).into_response(),
         (Wants::Json, false) => (clear, AppError::Unauthorized).into_response(),
     })
+}
+
+/// `Clear-Site-Data: "storage"`: the service worker, its caches and the
+/// outbox of messages typed offline go (cookies are set apart).
+fn clear_site_storage() -> (header::HeaderName, String) {
+    (
+        header::HeaderName::from_static("clear-site-data"),
+        "\"storage\"".to_string(),
+    )
 }
 
 /// Everyone online, or with `?room=NAME` that room's people.

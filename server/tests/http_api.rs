@@ -269,6 +269,101 @@ async fn pages_send_people_where_they_belong() {
     );
 }
 
+/// The text of the page's `<script type="application/json" id="chat-seed">`.
+fn seed_of(page: &str) -> Option<&str> {
+    let start = page.find(r#"id="chat-seed""#)?;
+    let open = start + page[start..].find('>')? + 1;
+    let close = open + page[open..].find("</script>")?;
+    Some(&page[open..close])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_page_already_holds_its_latest_messages_before_any_script_runs() {
+    let server = TestServer::start().await;
+    let ann = server.login("Ann").await;
+    let (mut socket, _) = server.join_room(&ann, "rust").await;
+    let texts = ["first in rust", "second </script><b>not bold</b> & more"];
+    for text in texts {
+        socket.say(text).await;
+        socket.wait_for_message(text).await;
+    }
+    let bob = server.login("Bob").await;
+    let response = server.get("/chat/rust/", Some(&bob.cookie)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let page = response.text().await.expect("the room's page");
+
+    // Drawn in the message list, as text (escaped), in order, by name.
+    let list = &page[page.find(r#"id="messages""#).expect("the message list")..];
+    let first = list
+        .find("first in rust")
+        .expect("the older message is drawn");
+    let second = list
+        .find("second &lt;/script&gt;&lt;b&gt;not bold&lt;/b&gt; &amp; more")
+        .expect("the newer message is drawn, escaped");
+    assert!(first < second, "oldest first");
+    assert!(list.contains("Ann"), "under its author's name");
+    assert!(
+        !page.contains("<b>not bold</b>"),
+        "no markup from a message"
+    );
+
+    // And handed to the browser's client as JSON that cannot end its script.
+    let seed = seed_of(&page).expect("the page's seed for the client");
+    assert!(!seed.contains('<'), "{seed}");
+    let frame: app::protocol::ServerFrame = serde_json::from_str(seed).expect("a welcome");
+    let app::protocol::ServerFrame::Welcome {
+        room,
+        username,
+        history,
+        online_users,
+        ..
+    } = frame
+    else {
+        panic!("the seed is a welcome: {seed}");
+    };
+    assert_eq!((room.as_str(), username.as_str()), ("rust", "Bob"));
+    assert_eq!(
+        history
+            .iter()
+            .map(|m| m.message.as_str())
+            .collect::<Vec<_>>(),
+        texts,
+    );
+    assert!(
+        online_users.is_empty(),
+        "who is online is the socket's to say"
+    );
+
+    // Another room's page holds only its own; the login page none.
+    let lobby = server
+        .get("/chat/", Some(&bob.cookie))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!lobby.contains("first in rust"), "{lobby}");
+    assert!(seed_of(&lobby).is_some());
+    let home = server.get("/", None).await.text().await.unwrap();
+    assert!(seed_of(&home).is_none(), "{home}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logging_in_and_out_clears_what_the_browser_kept_for_offline_use() {
+    let server = TestServer::start().await;
+    let login = server.login_form("username=Ann").await;
+    assert_eq!(login.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        header_text(&login, header::HeaderName::from_static("clear-site-data")),
+        r#""storage""#
+    );
+    let cookie = session_cookie(&login).expect("a session");
+    let logout = server.logout(&cookie).await;
+    assert_eq!(
+        header_text(&logout, header::HeaderName::from_static("clear-site-data")),
+        r#""storage""#
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn older_history_comes_in_pages_below_an_id() {
     let server = TestServer::start_with(|config| {
@@ -805,6 +900,43 @@ async fn built_files_are_sent_precompressed() {
     }
     let missing = server.get("/pkg/nothing.js", None).await;
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    assert_eq!(header_text(&missing, header::CACHE_CONTROL), "no-cache");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_named_by_their_content_are_kept_for_a_year() {
+    let site = tempfile::tempdir().expect("a temporary directory");
+    let pkg = site.path().join("pkg");
+    std::fs::create_dir_all(pkg.join("snippets")).expect("the pkg folder");
+    let hashed = "chat.Qb3K0x_rT9-aZc1mN2pL4w.wasm";
+    for name in [hashed, "chat.wasm", "snippets/outbox.js"] {
+        std::fs::write(pkg.join(name), b"\0asm").expect("a file");
+    }
+    std::fs::write(pkg.join(format!("{hashed}.br")), b"brotli bytes").expect("a file");
+    let root = site.path().display().to_string();
+    let server = TestServer::start_with(|config| config.site_root = root).await;
+    for (path, policy) in [
+        (
+            format!("/pkg/{hashed}"),
+            "public, max-age=31536000, immutable",
+        ),
+        ("/pkg/chat.wasm".to_string(), "no-cache"),
+        ("/pkg/snippets/outbox.js".to_string(), "no-cache"),
+    ] {
+        let response = server
+            .http()
+            .get(server.url(&path))
+            .header(header::ACCEPT_ENCODING, "br")
+            .send()
+            .await
+            .expect("the server answers");
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        assert_eq!(
+            header_text(&response, header::CACHE_CONTROL),
+            policy,
+            "{path}"
+        );
+    }
 }
 
 /// A logout the database fails to record still ends what the user sees:

@@ -74,15 +74,31 @@ pub fn MessageList() -> impl IntoView {
     };
 
     // Each message is laid out once, when it arrives; a change of the list
-    // hands `<For>` the rows (shared, not copied) to match by key.
+    // hands `<For>` the rows (shared, not copied) to match by key. Times are
+    // read as UTC until the reader's clock is known (as the server drew
+    // them), then once more on that clock.
+    let now = follow_now();
+    let zone_known = Memo::new(move |_| now.with(Option::is_some));
     let layout = StoredValue::new(Layout::default());
+    let zoned = StoredValue::new(false);
     let rows = move || {
+        let zone_known = zone_known.get();
+        let read = if zone_known {
+            timestamp::local
+        } else {
+            timestamp::utc
+        };
         chat.messages.with(|messages| {
-            layout.update_value(|layout| layout.update(messages, timestamp::local));
+            layout.update_value(|layout| {
+                if zoned.get_value() != zone_known {
+                    zoned.set_value(zone_known);
+                    layout.reread(read);
+                }
+                layout.update(messages, read);
+            });
         });
         layout.with_value(|layout| layout.rows.clone())
     };
-    let today = follow_today();
     let editor = expect_context::<Editor>();
 
     view! {
@@ -108,17 +124,21 @@ pub fn MessageList() -> impl IntoView {
                     <Show when=move || chat.messages.with(Vec::is_empty) && chat.pending.with(Vec::is_empty)>
                         <p class="text-body-secondary text-center my-5" id="empty-room">"No messages yet: say hello."</p>
                     </Show>
-                    // A log: a screen reader reads out what is added to it.
+                    // A log: a screen reader reads out what is added to it, once:
+                    // one's own messages on their way are not in it, so
+                    // they are not read out again when the server has them.
                     <div role="log" aria-label="Messages" aria-live="polite">
                         <ol class="list-unstyled mb-0" id="messages">
                             <For each=rows key=|row| (row.message.id, row.new_day, row.head) let:row>
-                                <MessageItem row today editor list/>
-                            </For>
-                            <For each=move || chat.pending.get() key=|p| (p.client_id.clone(), p.failed.clone()) let:pending>
-                                <PendingItem pending/>
+                                <MessageItem row now editor list/>
                             </For>
                         </ol>
                     </div>
+                    <ol class="list-unstyled mb-0" id="pending" aria-label="Sending">
+                        <For each=move || chat.pending.get() key=|p| (p.client_id.clone(), p.failed.clone()) let:pending>
+                            <PendingItem pending/>
+                        </For>
+                    </ol>
                 </div>
             </div>
             <Show when=move || unseen.get()>
@@ -139,25 +159,21 @@ pub fn MessageList() -> impl IntoView {
     .into_any()
 }
 
-/// Today's date on the reader's clock, looked at again every minute, so
-/// that "Today" turns into "Yesterday" at midnight without waiting for a
-/// message. The server knows no today (see [`timestamp::today`]).
-fn follow_today() -> ReadSignal<Option<Local>> {
-    let today = RwSignal::new(timestamp::today());
+/// The reader's "now", looked at again every 30 seconds, so that "now"
+/// turns into "1 min" and "Today" into "Yesterday" without waiting for a
+/// message. Unknown on the server and while the page hydrates (so both
+/// draw the same page); known from the first moment after.
+fn follow_now() -> ReadSignal<Option<Local>> {
+    let now = RwSignal::new(None);
     #[cfg(feature = "hydrate")]
     {
-        let look = move || {
-            let now = timestamp::today();
-            let day = |local: &Option<Local>| local.map(|local| local.day_number());
-            if today.with_untracked(day) != day(&now) {
-                today.set(now);
-            }
-        };
-        if let Ok(handle) = set_interval_with_handle(look, std::time::Duration::from_secs(60)) {
+        Effect::new(move |_| now.set(timestamp::now()));
+        let look = move || now.set(timestamp::now());
+        if let Ok(handle) = set_interval_with_handle(look, std::time::Duration::from_secs(30)) {
             on_cleanup(move || handle.clear());
         }
     }
-    today.read_only()
+    now.read_only()
 }
 
 /// A message with what its place in the list says about it.
@@ -172,6 +188,9 @@ struct Row {
     shown: ArcRwSignal<Arc<ChatMessage>>,
     /// When it was sent, on the reader's clock (if the time reads).
     at: Option<Local>,
+    /// The same time, for its view: set again when the reader's clock
+    /// becomes known.
+    when: ArcRwSignal<Option<Local>>,
     /// Whether it is the first of its day (and has a heading above it).
     new_day: bool,
     /// Whether it starts a group (and shows its author's name).
@@ -222,28 +241,44 @@ impl Layout {
         for message in messages {
             match known.remove(&message.id) {
                 Some(row) if *row.message == *message => {
-                    self.push(row.message, row.at, Some(row.shown))
+                    let at = row.at;
+                    self.push(row.message.clone(), at, Some(row))
                 }
                 Some(row) => {
                     // Edited: the same place and time, new text.
                     let edited = Arc::new(message.clone());
                     row.shown.set(edited.clone());
-                    self.push(edited, row.at, Some(row.shown));
+                    let at = row.at;
+                    self.push(edited, at, Some(row));
                 }
                 None => self.push(Arc::new(message.clone()), local(&message.sent_at), None),
             }
         }
     }
 
-    /// Lays out the next message, sent `at`, whose view follows `shown`
-    /// (a new one for a message not laid out before).
-    fn push(
-        &mut self,
-        message: Arc<ChatMessage>,
-        at: Option<Local>,
-        shown: Option<ArcRwSignal<Arc<ChatMessage>>>,
-    ) {
-        let shown = shown.unwrap_or_else(|| ArcRwSignal::new(message.clone()));
+    /// Reads every message's time again with `local` (the reader's clock
+    /// became known) and lays the list out again; the rows keep their
+    /// views, which are handed the new times.
+    fn reread(&mut self, local: impl Fn(&str) -> Option<Local>) {
+        self.last_at = None;
+        for row in std::mem::take(&mut self.rows) {
+            let at = local(&row.message.sent_at);
+            self.push(row.message.clone(), at, Some(row));
+        }
+    }
+
+    /// Lays out the next message, sent `at`, whose views are those of the
+    /// row it had (new ones for a message not laid out before).
+    fn push(&mut self, message: Arc<ChatMessage>, at: Option<Local>, had: Option<Row>) {
+        let (shown, when) = match had {
+            Some(row) => {
+                if row.when.with_untracked(|when| *when != at) {
+                    row.when.set(at);
+                }
+                (row.shown, row.when)
+            }
+            None => (ArcRwSignal::new(message.clone()), ArcRwSignal::new(at)),
+        };
         let new_day = at.is_some_and(|at| self.last_at.is_none_or(|before| !at.same_day(&before)));
         let head = new_day
             || match (self.rows.last(), at) {
@@ -260,6 +295,7 @@ impl Layout {
             message,
             shown,
             at,
+            when,
             new_day,
             head,
         });
@@ -310,7 +346,8 @@ fn message_body(text: &str) -> impl IntoView {
 #[component]
 fn MessageItem(
     row: Row,
-    today: ReadSignal<Option<Local>>,
+    /// The reader's now (see [`follow_now`]).
+    now: ReadSignal<Option<Local>>,
     editor: Editor,
     /// The scrolling list: where the focus goes from a message deleted.
     list: NodeRef<leptos::html::Div>,
@@ -319,16 +356,28 @@ fn MessageItem(
     let Row {
         message,
         shown,
-        at,
+        when,
         new_day,
         head,
+        ..
     } = row;
     let id = message.id;
     let username = message.username.clone();
     let sent_at = message.sent_at.clone();
-    let day = at
-        .filter(|_| new_day)
-        .map(|at| move || today.with(|today| at.day_heading(today.as_ref())));
+    let day = new_day.then(|| {
+        let when = when.clone();
+        move || {
+            when.get()
+                .map(|at| now.with(|now| at.day_heading(now.as_ref())))
+        }
+    });
+    // "5 min" at a glance (nothing until the reader's clock is known); the
+    // whole moment on hover, and beside it while the message has the focus.
+    let ago = {
+        let when = when.clone();
+        move || now.with(|now| Some(when.get()?.ago(now.as_ref()?)))
+    };
+    let exact = move || when.get().map(|at| at.exact());
     let author = message.author.clone();
     let mine = Memo::new(move |_| {
         chat.my_author
@@ -350,16 +399,17 @@ fn MessageItem(
                 .is_some_and(|me| text.with(|text| mentions(text, me)))
         })
     };
-    let time = at.map(|at| at.clock());
+    // Read out as "name: text", without the time.
     let name = if head {
         let avatar = Avatar::of(&username);
         Either::Left(view! {
             <span class=format!("avatar avatar-{}", avatar.colour) aria-hidden="true">{avatar.initials}</span>
             <span class="message-author">{username}</span>
+            <span class="visually-hidden">": "</span>
         })
     } else {
         // Shown once for the group; still read out for each message.
-        Either::Right(view! { <span class="visually-hidden">{username}</span> })
+        Either::Right(view! { <span class="visually-hidden">{username} ": "</span> })
     };
 
     let edit_button = NodeRef::<leptos::html::Button>::new();
@@ -392,14 +442,13 @@ fn MessageItem(
     };
     let edited = move || {
         edited_at.get().map(|at| {
-            let title = match timestamp::local(&at) {
-                Some(local) => today.with(|today| {
-                    format!(
-                        "Edited {} {}",
-                        local.day_heading(today.as_ref()),
-                        local.clock()
-                    )
-                }),
+            let read = if now.with(Option::is_some) {
+                timestamp::local
+            } else {
+                timestamp::utc
+            };
+            let title = match read(&at) {
+                Some(local) => format!("Edited {}", local.exact()),
                 None => format!("Edited {at}"),
             };
             view! { <time class="message-edited" datetime=at title=title>"edited"</time> }
@@ -423,9 +472,10 @@ fn MessageItem(
         >
             <div class="message-meta">
                 {name}
-                <time class="message-time" datetime=sent_at.clone() title=sent_at>
-                    {time}
+                <time class="message-time" datetime=sent_at title=exact.clone() aria-hidden="true">
+                    {ago}
                 </time>
+                <span class="message-exact" aria-hidden="true">{exact}</span>
                 {edited}
                 {move || progress().map(|what| view! { <span class="message-progress">{what}</span> })}
                 {move || mentioned().then(|| view! { <span class="visually-hidden">"Mentions you"</span> })}
@@ -742,6 +792,38 @@ mod tests {
         messages[1].message = "fixed twice".into();
         layout.update(&messages, local);
         assert_eq!(view.with_untracked(|m| m.message.clone()), "fixed twice");
+    }
+
+    #[test]
+    fn once_the_readers_clock_is_known_rows_keep_their_views_and_take_its_times() {
+        let messages = [
+            said(1, "Ann", "2026-11-30T23:30:00.000Z"),
+            said(2, "Ann", "2026-12-01T00:10:00.000Z"),
+        ];
+        let mut layout = Layout::default();
+        layout.update(&messages, timestamp::utc);
+        assert_eq!(
+            headings(&layout, "2026-12-01T12:00:00.000Z"),
+            [
+                (1, Some("Yesterday".to_string()), true),
+                (2, Some("Today".to_string()), true)
+            ]
+        );
+        let (shown, when) = (layout.rows[0].shown.clone(), layout.rows[0].when.clone());
+        // A reader an hour and a half ahead of UTC: both on the 1st, one run.
+        let ahead = |sent_at: &str| timestamp::utc(&sent_at.replace("11-30T23:30", "12-01T01:00"));
+        layout.reread(ahead);
+        assert_eq!(
+            headings(&layout, "2026-12-01T12:00:00.000Z"),
+            [(1, Some("Today".to_string()), true), (2, None, false)]
+        );
+        assert_eq!(layout.rows[0].shown, shown, "the same view");
+        assert_eq!(layout.rows[0].when, when, "the same view");
+        assert_eq!(
+            when.get_untracked().map(|at| at.clock()).as_deref(),
+            Some("01:00"),
+            "handed the reader's time"
+        );
     }
 
     #[test]

@@ -100,7 +100,7 @@ pub fn Search() -> impl IntoView {
     let results = move || {
         outcome.with(|now| match now {
             Outcome::Found(found) if !found.is_empty() => {
-                let today = timestamp::today();
+                let today = timestamp::now();
                 let items = found
                     .iter()
                     .map(|message| result_item(message, today.as_ref()))

@@ -71,8 +71,26 @@ impl Panels {
 /// The buttons that open the panels, shown under 768 px only. `people`
 /// is the number online, shown beside the name (not part of it).
 #[component]
-pub fn PanelButtons(panels: Panels, people: Signal<usize>) -> impl IntoView {
+pub fn PanelButtons(panels: Panels, people: Signal<usize>, unread: Signal<u64>) -> impl IntoView {
     let button = move |panel: Panel, controls: &'static str, label: &'static str| {
+        // Beside "Rooms", how many messages wait in the other rooms (only
+        // when some do); beside "Online users", how many there are.
+        let count = move || {
+            match panel {
+            Panel::Rooms => {
+                let waiting = unread.get();
+                (waiting > 0).then(|| view! {
+                    " "
+                    <span class="badge rounded-pill text-bg-primary" aria-hidden="true">{waiting}</span>
+                    <span class="visually-hidden">{format!(", {waiting} unread")}</span>
+                }.into_any())
+            }
+            Panel::People => Some(view! {
+                " "
+                <span class="badge rounded-pill text-bg-secondary" aria-hidden="true">{people}</span>
+            }.into_any()),
+        }
+        };
         view! {
             <button
                 type="button"
@@ -83,10 +101,7 @@ pub fn PanelButtons(panels: Panels, people: Signal<usize>) -> impl IntoView {
                 on:click=move |_| panels.open.set(Some(panel))
             >
                 {label}
-                {(panel == Panel::People).then(|| view! {
-                    " "
-                    <span class="badge rounded-pill text-bg-secondary" aria-hidden="true">{people}</span>
-                })}
+                {count}
             </button>
         }
     };

@@ -6,7 +6,8 @@
 //!
 //! The server sends RFC 3339 UTC. The browser turns it into local time with
 //! its own `Date`; the server, which never knows the reader's time zone,
-//! reads it as UTC. Strings are built by hand: no `format!` machinery for a
+//! reads it as UTC, and so does the browser until its page is hydrated (so
+//! both draw the same page first). Strings are built by hand: no `format!` machinery for a
 //! list that may hold a thousand messages.
 
 /// A moment as a clock on the wall shows it.
@@ -51,6 +52,31 @@ impl Local {
         text
     }
 
+    /// How long before `now` this was, in a glance: "now" under a minute
+    /// (or when a clock runs ahead), "5 min" under an hour, else the clock
+    /// ("14:05"; the day is in the heading above).
+    pub fn ago(&self, now: &Local) -> String {
+        let minutes = (now.epoch_ms - self.epoch_ms) / 60_000;
+        match minutes {
+            ..1 => "now".to_string(),
+            1..60 => {
+                let mut text = String::with_capacity(6);
+                push_number(&mut text, minutes);
+                text.push_str(" min");
+                text
+            }
+            _ => self.clock(),
+        }
+    }
+
+    /// The whole moment: "Thu 3 Dec 2026, 14:05".
+    pub fn exact(&self) -> String {
+        let mut text = self.day_heading(None);
+        text.push_str(", ");
+        text.push_str(&self.clock());
+        text
+    }
+
     /// The heading of this day's messages, seen on `today`: "Today",
     /// "Yesterday", else "Mon 30 Nov" (with the year when it is not this
     /// year's, or when today is not known).
@@ -88,7 +114,7 @@ pub fn local(sent_at: &str) -> Option<Local> {
 
 /// Now, on the reader's clock.
 #[cfg(feature = "hydrate")]
-pub fn today() -> Option<Local> {
+pub fn now() -> Option<Local> {
     Some(from_js(&js_sys::Date::new_0()))
 }
 
@@ -108,20 +134,19 @@ fn from_js(date: &js_sys::Date) -> Local {
 /// `sent_at` as UTC: the server does not know the reader's time zone.
 #[cfg(not(feature = "hydrate"))]
 pub fn local(sent_at: &str) -> Option<Local> {
-    parse_utc(sent_at)
+    utc(sent_at)
 }
 
-/// The server draws no "Today": messages only arrive over the socket, in
-/// the browser.
+/// The server knows no "now" for the reader: it draws neither "Today" nor
+/// "5 min".
 #[cfg(not(feature = "hydrate"))]
-pub fn today() -> Option<Local> {
+pub fn now() -> Option<Local> {
     None
 }
 
 /// Reads the server's `2026-11-24T17:04:00.123Z` (fraction optional; the
-/// zone must be UTC).
-#[cfg(any(test, not(feature = "hydrate")))]
-fn parse_utc(text: &str) -> Option<Local> {
+/// zone must be UTC) as UTC.
+pub fn utc(text: &str) -> Option<Local> {
     let bytes = text.as_bytes();
     let number = |from: usize, to: usize| -> Option<i64> {
         let digits = bytes.get(from..to)?;
@@ -216,7 +241,7 @@ mod tests {
     use super::*;
 
     fn at(text: &str) -> Local {
-        parse_utc(text).unwrap()
+        utc(text).unwrap()
     }
 
     #[test]
@@ -247,7 +272,7 @@ mod tests {
             "2026-11-24T17:04:00",
             "२०२६-11-24T17:04:00Z",
         ] {
-            assert_eq!(parse_utc(bad), None, "{bad:?}");
+            assert_eq!(utc(bad), None, "{bad:?}");
         }
     }
 
@@ -255,6 +280,22 @@ mod tests {
     fn times_read_like_a_clock() {
         assert_eq!(at("2026-11-24T07:04:00.000Z").clock(), "07:04");
         assert_eq!(at("2026-11-24T23:59:00.000Z").clock(), "23:59");
+        assert_eq!(
+            at("2026-12-03T14:05:00.000Z").exact(),
+            "Thu 3 Dec 2026, 14:05"
+        );
+    }
+
+    #[test]
+    fn recent_times_read_as_how_long_ago() {
+        let sent = at("2026-12-03T14:05:30.000Z");
+        let seen = |now: &str| sent.ago(&at(now));
+        assert_eq!(seen("2026-12-03T14:05:00.000Z"), "now");
+        assert_eq!(seen("2026-12-03T14:06:29.999Z"), "now");
+        assert_eq!(seen("2026-12-03T14:06:30.000Z"), "1 min");
+        assert_eq!(seen("2026-12-03T15:05:29.000Z"), "59 min");
+        assert_eq!(seen("2026-12-03T15:05:30.000Z"), "14:05");
+        assert_eq!(seen("2026-12-05T09:00:00.000Z"), "14:05");
     }
 
     #[test]

@@ -19,6 +19,7 @@ use crate::components::{
     typing_indicator::TypingIndicator,
 };
 use crate::pages::not_found::NotFound;
+use crate::protocol::ServerFrame;
 use crate::room::{self, RoomName, LOBBY};
 
 /// `/chat/` (the lobby) and `/chat/<room>/`. A name outside the room rule is
@@ -53,7 +54,14 @@ pub fn ChatPage() -> impl IntoView {
 fn ChatRoom(room: String) -> impl IntoView {
     let title = format!("#{room} · Chat");
     let heading = format!("#{room}");
+    // The latest messages came with the page (see `seed`).
+    let seed = crate::seed::take().filter(
+        |frame| matches!(frame, ServerFrame::Welcome { room: seeded, .. } if *seeded == room),
+    );
     let chat = ChatState::new(room);
+    if let Some(welcome) = seed {
+        chat.apply(welcome, false);
+    }
     provide_context(chat);
     provide_context(Editor::new());
 
@@ -64,6 +72,7 @@ fn ChatRoom(room: String) -> impl IntoView {
     let title = move || titled(chat.hidden_unread(), &title);
     let panels = Panels::new();
     let people = Signal::derive(move || chat.online.with(Vec::len));
+    let unread = Signal::derive(move || chat.unread_elsewhere());
 
     view! {
         <Title text=title/>
@@ -93,7 +102,7 @@ fn ChatRoom(room: String) -> impl IntoView {
             <div class="alert alert-warning m-3">"The live chat needs JavaScript."</div>
         </noscript>
         <main class="container-fluid chat-layout py-3">
-            <PanelButtons panels people/>
+            <PanelButtons panels people unread/>
             <section class="chat-conversation d-flex flex-column" aria-label="Conversation">
                 <MessageList/>
                 <TypingIndicator/>
