@@ -4,19 +4,24 @@
 //   only the fallback for when the network fails (or the server answers 5xx).
 // - It never answers for /api/ or /ws/ (nor health, metrics or itself):
 //   those always reach the server, or fail.
-// - The server sends a chat page away (to /) only when the session has
-//   ended, and serves the login page only to a browser without one: either
-//   way every kept page goes, so no one sees a chat they have left.
+// - The server sends a room's page in its one spelling away (to /) only
+//   when the session has ended, and serves the login page only to a
+//   browser without one: either way every kept page goes, so no one sees a
+//   chat they have left. (Offline, the worker cannot know of a session
+//   ended elsewhere: the page it keeps shows until the browser is back
+//   online, when the socket is refused and the page goes to the login.)
 // - Files whose name carries a hash of their content never change and are
 //   served from the cache first; other files are network first.
 const PAGES = 'chat-pages-v1';
 const ASSETS = 'chat-assets-v1';
 
-const CHAT_PAGE = /^\/chat\/(?:[a-z0-9_-]{1,32}\/)?$/;
+// A room's page in its one spelling: the lobby is `/chat/`, never `/chat/lobby/`.
+const CHAT_PAGE = /^\/chat\/(?:(?!lobby\/)[a-z0-9_-]{1,32}\/)?$/;
 const NEVER = /^\/(?:api\/|ws\/|healthz$|metrics$|get_online_users|sw\.js$)/;
 const ASSET = /^\/(?:pkg\/|vendor\/|icons\/|theme\.js$|pwa\.js$|favicon\.ico$|manifest\.webmanifest$)/;
-// A hash between the stem and the extension: `chat.3f9a0c1b2d.js`.
-const HASHED = /^\/pkg\/(?!snippets\/)(?:[^/]*\/)*[^/.]+\.(?:[0-9a-f]{8,}|[A-Za-z0-9_-]{16,})\.[^/]+$/i;
+// The build's hash between the stem and the extension (22 base64url
+// characters, as the server's rule): `chat.kW34B4CooNihzvmOplebUw.js`.
+const HASHED = /^\/pkg\/[^/.]+\.[A-Za-z0-9_-]{22}\.[^/]+$/;
 
 // Writes still under way: a `cache-page` answer waits for them, so that
 // "cached" is true when it is said.
@@ -90,15 +95,27 @@ async function networkFirst(event) {
 }
 
 // Keeps an asset; a hashed file replaces the older builds of itself
-// (`chat.<old>.wasm`), which nothing asks for again.
+// (`chat.<old>.wasm`), and the kept pages that still name an older build
+// go with them: offline they could not start.
 async function store(href, response) {
   const cache = await caches.open(ASSETS);
   const path = new URL(href).pathname;
   if (HASHED.test(path)) {
     const family = (p) => p.replace(/\.[^./]+(\.[^./]+)$/, '.*$1');
+    const older = [];
     for (const old of await cache.keys()) {
       const oldPath = new URL(old.url).pathname;
-      if (oldPath !== path && family(oldPath) === family(path)) await cache.delete(old);
+      if (oldPath !== path && family(oldPath) === family(path)) {
+        older.push(oldPath);
+        await cache.delete(old);
+      }
+    }
+    if (older.length) {
+      const pages = await caches.open(PAGES);
+      for (const page of await pages.keys()) {
+        const html = await (await pages.match(page)).text();
+        if (older.some((old) => html.includes(old))) await pages.delete(page);
+      }
     }
   }
   await cache.put(href, response);

@@ -645,6 +645,15 @@ impl ChatState {
                 complete,
             } => {
                 history.retain(|m| self.is_here(m));
+                if self
+                    .my_author
+                    .with_untracked(|mine| mine.as_ref().is_some_and(|mine| *mine != author))
+                {
+                    // Another login in this browser since the page opened:
+                    // what waits here was someone else's to send.
+                    self.pending.set(Vec::new());
+                    self.changes.set(Vec::new());
+                }
                 self.me.set(Some(username));
                 self.my_author.set(Some(author));
                 self.online.set(online_users);
@@ -1042,6 +1051,40 @@ mod tests {
             .into_iter()
             .map(|p| p.client_id)
             .collect()
+    }
+
+    #[test]
+    fn messages_kept_for_one_login_are_not_sent_under_another() {
+        let owner = Owner::new();
+        owner.with(|| {
+            let chat = ChatState::new(LOBBY.into());
+            chat.apply(welcome(Vec::new()), false);
+            // Typed before a reload, put back in line ahead of a new one.
+            chat.queue("new".into(), "typed now".into());
+            chat.requeue([
+                ("old1".to_string(), "one".to_string()),
+                ("new".to_string(), "twice".to_string()),
+                ("old2".to_string(), "two".to_string()),
+            ]);
+            assert_eq!(pending_ids(&chat), ["old1", "old2", "new"]);
+
+            // The same login comes back: they wait on.
+            chat.apply(welcome(Vec::new()), true);
+            assert_eq!(pending_ids(&chat), ["old1", "old2", "new"]);
+            // Another login in this browser meanwhile: none of it is theirs.
+            chat.apply(
+                ServerFrame::Welcome {
+                    room: LOBBY.into(),
+                    username: "B".into(),
+                    author: "other".into(),
+                    online_users: Vec::new(),
+                    history: Vec::new(),
+                    complete: true,
+                },
+                true,
+            );
+            assert!(pending_ids(&chat).is_empty());
+        });
     }
 
     #[test]

@@ -2,11 +2,12 @@
 //! browser's IndexedDB (through `outbox.js`) so that a reload, a closed tab
 //! or a browser restart while offline loses none of them.
 //!
-//! One record per room, written whole whenever the room's pending messages
-//! change and removed when none are left; read back when the room's page
-//! opens, and only by the login that wrote it. Sending them again is safe:
-//! each keeps its `client_id`, and a message the server already has is
-//! acked under its first id, not stored twice.
+//! One record per room and tab, written whole whenever the tab's pending
+//! messages change and removed when none are left. A room's page opening
+//! takes every record of the room (its own tab's from before a reload, and
+//! those of tabs closed meanwhile) for the login that wrote them, in order.
+//! Sending them again is safe: each keeps its `client_id`, and a message
+//! the server already has is acked under its first id, not stored twice.
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -17,13 +18,13 @@ use crate::chat_state::ChatState;
 
 #[wasm_bindgen(module = "/src/outbox.js")]
 extern "C" {
-    #[wasm_bindgen(catch, js_name = outboxLoad)]
-    async fn load(room: &str) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(catch, js_name = outboxTake)]
+    async fn take(room: &str, author: &str) -> Result<JsValue, JsValue>;
     #[wasm_bindgen(catch, js_name = outboxSave)]
     async fn save(room: &str, record: Option<String>) -> Result<JsValue, JsValue>;
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize)]
 struct Record {
     /// The author tag of the login whose messages these are.
     author: String,
@@ -72,36 +73,48 @@ pub fn keep(chat: ChatState) -> impl std::future::Future<Output = ()> {
     restore(chat, restored)
 }
 
+/// How long the first connection waits for the outbox to answer: a
+/// browser whose IndexedDB hangs still gets its chat.
+const TAKE_WITHIN_MS: u32 = 3_000;
+
 /// Puts the messages the outbox holds for this room and login back in line,
-/// ahead of anything typed since.
+/// ahead of anything typed since, then lets the outbox follow the list.
 async fn restore(chat: ChatState, restored: StoredValue<bool>) {
+    use futures::future::{select, Either};
     let room = chat.room.get_value();
-    let record = match load(&room).await {
-        Ok(text) => text
+    let Some(author) = chat.my_author.get_untracked() else {
+        // No seed, no login to match: records are left as they are.
+        restored.set_value(true);
+        return;
+    };
+    let taking = Box::pin(take(&room, &author));
+    let timeout = gloo_timers::future::TimeoutFuture::new(TAKE_WITHIN_MS);
+    let kept: Vec<Kept> = match select(taking, timeout).await {
+        Either::Left((Ok(text), _)) => text
             .as_string()
-            .and_then(|text| serde_json::from_str::<Record>(&text).ok()),
-        Err(error) => {
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or_default(),
+        Either::Left((Err(error), _)) => {
             leptos::logging::warn!("the outbox could not be read: {error:?}");
-            None
+            Vec::new()
+        }
+        Either::Right(_) => {
+            leptos::logging::warn!("the outbox did not answer");
+            Vec::new()
         }
     };
     restored.set_value(true);
-    let mine = chat.my_author.get_untracked();
-    let Some(record) = record.filter(|record| mine.as_deref() == Some(record.author.as_str()))
-    else {
-        return;
-    };
     let stored: Vec<String> = chat.messages.with_untracked(|messages| {
         messages
             .iter()
             .filter_map(|m| m.client_id.clone())
             .collect()
     });
-    let waiting: Vec<(String, String)> = record
-        .messages
-        .into_iter()
-        .filter(|kept| !stored.contains(&kept.client_id))
-        .map(|kept| (kept.client_id, kept.text))
-        .collect();
-    chat.requeue(waiting);
+    // Requeued even when empty: the list is written once now, with whatever
+    // was typed while the outbox was being read.
+    chat.requeue(
+        kept.into_iter()
+            .filter(|kept| !stored.contains(&kept.client_id))
+            .map(|kept| (kept.client_id, kept.text)),
+    );
 }

@@ -78,7 +78,7 @@ test('a backlog typed offline goes out paced: every message once, in order, none
 
   // The sender is left with nothing "sending…" and nothing "not sent".
   await expect(alice.locator('#pending li.pending')).toHaveCount(0);
-  await expect(alice.locator('#messages li.failed')).toHaveCount(0);
+  await expect(alice.locator('#pending li.failed')).toHaveCount(0);
   await expect(alice.getByText('not sent')).toHaveCount(0);
   for (const text of texts) {
     await expect(messageText(alice, text)).toHaveCount(1);

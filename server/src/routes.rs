@@ -89,7 +89,8 @@ fn precompressed(dir: std::path::PathBuf) -> Router<AppState> {
 async fn cache_lifetime(request: Request, next: middleware::Next) -> Response {
     let lasting = content_named(request.uri().path());
     let mut response = next.run(request).await;
-    let policy = if lasting && response.status().is_success() {
+    let status = response.status();
+    let policy = if lasting && (status.is_success() || status == StatusCode::NOT_MODIFIED) {
         "public, max-age=31536000, immutable"
     } else {
         "no-cache"

@@ -55,6 +55,12 @@ async fn secure(mut request: Request, next: Next, connect_extra: &str, https: bo
         HeaderValue::from_static("same-origin"),
     );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    // What sets no lifetime of its own (pages, the service worker and the
+    // other files of `public/`) is revalidated on every load, so a new
+    // version is never hidden behind a cached old one.
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    }
     if https {
         headers.insert(
             header::STRICT_TRANSPORT_SECURITY,

@@ -186,7 +186,8 @@ struct Row {
     /// row changes in place (keeping the focus and an open edit box)
     /// instead of being drawn anew.
     shown: ArcRwSignal<Arc<ChatMessage>>,
-    /// When it was sent, on the reader's clock (if the time reads).
+    /// When it was sent (read as UTC until the reader's clock is known), if
+    /// the time reads.
     at: Option<Local>,
     /// The same time, for its view: set again when the reader's clock
     /// becomes known.
