@@ -17,7 +17,7 @@ BENCH_PORT ?= 3200
 SMOKE_PORT ?= 3190
 
 .PHONY: run dev test build tools wasm-target cargo-leptos wasm-bindgen node-modules chromium assets \
-        fmt-check clippy rust-test e2e fuzz bench bench-smoke clean
+        services fmt-check clippy rust-test e2e fuzz bench bench-smoke clean
 
 run: tools assets
 	rm -f target/site/pkg/*.br target/site/pkg/*.gz
@@ -38,7 +38,7 @@ build: tools assets
 	cargo leptos build --release
 	node precompress.mjs target/site target/release/hash.txt
 
-test: tools assets fmt-check clippy rust-test build bench-smoke e2e
+test: tools assets services fmt-check clippy rust-test build bench-smoke e2e
 
 fmt-check:
 	cargo fmt --all --check
@@ -48,7 +48,8 @@ clippy:
 	cargo clippy -p app -p server --features app/ssr --all-targets -- -D warnings
 	cargo clippy -p app -p frontend --features app/hydrate --target wasm32-unknown-unknown -- -D warnings
 
-rust-test:
+# The store tests use the machine's PostgreSQL (a schema of their own each).
+rust-test: services
 	cargo test -p app --features ssr
 	cargo test -p server
 
@@ -71,6 +72,21 @@ bench-smoke: build
 
 e2e: chromium
 	npx playwright test --config end2end/playwright.config.ts
+
+# The machine's PostgreSQL and Redis: started when they are down, and a
+# clear failure (never a skipped test) when one still cannot be reached.
+services:
+	@pg_isready -q -h 127.0.0.1 -p 5432 \
+	  || pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start \
+	  || true
+	@for _ in $$(seq 100); do pg_isready -q -h 127.0.0.1 -p 5432 && exit 0; sleep 0.1; done; \
+	  echo "PostgreSQL does not answer on 127.0.0.1:5432" >&2; exit 1
+	@redis-cli -h 127.0.0.1 -p 6379 ping > /dev/null 2>&1 \
+	  || redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+	       --dir /var/lib/redis --logfile /var/log/redis/ci.log \
+	  || true
+	@for _ in $$(seq 100); do redis-cli -h 127.0.0.1 -p 6379 ping > /dev/null 2>&1 && exit 0; sleep 0.1; done; \
+	  echo "Redis does not answer on 127.0.0.1:6379" >&2; exit 1
 
 # --- tools -----------------------------------------------------------------
 

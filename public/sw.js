@@ -64,12 +64,25 @@ async function navigate(event, url) {
     event.waitUntil(keep(caches.delete(PAGES)));
   } else if (chat && plain) {
     const copy = response.clone();
-    event.waitUntil(keep(caches.open(PAGES).then((cache) => cache.put(key, copy))));
+    event.waitUntil(keep(keepPage(key, copy)));
   } else if (chat && response.status >= 500) {
     // The server is there but failing (a restart, say): the kept copy beats an error page.
     return (await kept(key)) || response;
   }
   return response;
+}
+
+// One kept page per room, of the rooms loaded last: a browser that went
+// through many rooms does not keep them all.
+const KEPT_PAGES = 20;
+
+async function keepPage(key, response) {
+  const cache = await caches.open(PAGES);
+  // Taken out first, so that it goes to the end: the keys are in the order kept.
+  await cache.delete(key);
+  await cache.put(key, response);
+  const keys = await cache.keys();
+  for (const old of keys.slice(0, Math.max(0, keys.length - KEPT_PAGES))) await cache.delete(old);
 }
 
 function kept(key) {
@@ -165,7 +178,7 @@ async function cachePage({ url, assets }) {
     // Sent away: the session has ended (status 0, so it counts as not kept).
     if (response && response.type === 'opaqueredirect') await caches.delete(PAGES);
     if (response && response.status === 200 && !response.redirected) {
-      await (await caches.open(PAGES)).put(origin + page.pathname, response);
+      await keepPage(origin + page.pathname, response);
     } else {
       failed.push(page.pathname);
     }

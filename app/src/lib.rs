@@ -55,7 +55,6 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="viewport" content="width=device-width, initial-scale=1, interactive-widget=resizes-content"/>
                 <meta name="theme-color" content="#0d6efd"/>
                 <script src="/theme.js" nonce=leptos::nonce::use_nonce()></script>
-                <script src="/pwa.js" defer nonce=leptos::nonce::use_nonce()></script>
                 <link rel="icon" href="/favicon.ico"/>
                 <link rel="manifest" href="/manifest.webmanifest"/>
                 <link rel="stylesheet" href="/vendor/bootstrap.min.css"/>
@@ -63,6 +62,9 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <AutoReload options=options.clone()/>
                 <HydrationScripts options/>
                 <leptos_meta::MetaTags/>
+                // A room's page registers the service worker that keeps it
+                // for offline use; the login page needs none.
+                {seed.is_some().then(|| view! { <script src="/pwa.js" defer nonce=leptos::nonce::use_nonce()></script> })}
                 {seed}
             </head>
             <body class="bg-body-tertiary">

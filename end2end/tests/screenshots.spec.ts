@@ -36,6 +36,7 @@ for (const look of looks) {
     await expect(page.getByLabel('Your name')).toBeVisible();
     await expect(page.getByRole('button', { name: 'Join the chat' })).toBeVisible();
     await shoot(page, testInfo, `login-${look.name}`);
+    await page.context().close();
   });
 
   test(`screenshot of a conversation (${look.name})`, async ({ browser }, testInfo) => {
@@ -73,5 +74,7 @@ for (const look of looks) {
       await expect(page.getByRole('complementary', { name: 'Online users' })).toBeHidden();
     }
     await shoot(page, testInfo, `conversation-${look.name}`);
+    await page.context().close();
+    await other.context().close();
   });
 }

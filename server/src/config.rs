@@ -27,7 +27,8 @@ pub struct Config {
     #[arg(long, env = "BIND", default_value = "127.0.0.1:3000")]
     pub bind: SocketAddr,
 
-    /// Where messages and sessions live (`sqlite://path`).
+    /// Where messages and sessions live (`sqlite://path` or
+    /// `postgres://user@host/database`).
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/chat.db")]
     pub database_url: String,
 

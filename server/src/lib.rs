@@ -77,6 +77,15 @@ pub async fn serve(
         .site_addr(config.bind)
         .hash_files(built_with_hashes())
         .build();
+    let pkg = std::path::Path::new(&config.site_root).join("pkg");
+    if !leptos.hash_files && pkg.is_dir() && !pkg.join(format!("{}.js", app::OUTPUT_NAME)).is_file()
+    {
+        tracing::warn!(
+            site = %pkg.display(),
+            "the client's files are named by their hash but hash.txt is not beside this binary: \
+             pages will name files that do not exist; copy target/release/hash.txt along"
+        );
+    }
     let config = Arc::new(config);
     let state = AppState {
         hub: hub.clone(),

@@ -260,9 +260,10 @@ async fn login(
     let username = state.hub.login(id, &name).await?;
     tracing::info!(user = %username, "login");
     let cookie = session::set_cookie(&token, state.config.cookie_secure);
-    // A new login starts clean: pages kept for offline use and messages
-    // waiting in the outbox belonged to whoever used this browser before.
-    let headers = [(header::SET_COOKIE, cookie), clear_site_storage()];
+    // What an earlier login left for offline use is not cleared here: its
+    // outbox is its own (by author tag), and its kept pages went when the
+    // login page was served (see `public/sw.js`).
+    let headers = [(header::SET_COOKIE, cookie)];
     Ok(match wants {
         Wants::Json => (headers, Json(LoginResponse { username })).into_response(),
         Wants::Html => (headers, Redirect::to("/chat/")).into_response(),

@@ -1,6 +1,7 @@
 //! What a search text asks of the full-text indexes. Pure: the text a
-//! person typed becomes FTS5 queries made only of quoted phrases, bound as
-//! parameters, so no input is ever read as query syntax.
+//! person typed becomes terms, and for SQLite FTS5 queries made only of
+//! quoted phrases, bound as parameters, so no input is ever read as query
+//! syntax (the PostgreSQL store escapes its patterns likewise).
 
 use app::protocol::MAX_SEARCH_CHARS;
 
@@ -10,20 +11,40 @@ const TRIGRAM: usize = 3;
 /// Terms of a search used at most.
 const MAX_TERMS: usize = 10;
 
-/// The FTS5 queries for one search; every term must match (AND).
+/// The terms of one search; every term must match (AND).
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Plan {
-    /// For the trigram index: `"term" "term"`.
-    pub trigrams: Option<String>,
-    /// For the word index: `"te"* "x"*`.
-    pub words: Option<String>,
+    /// Terms of [`TRIGRAM`] characters or more: found anywhere, inside
+    /// words too.
+    pub anywhere: Vec<String>,
+    /// Shorter terms (with a letter or digit): found at the start of a word.
+    pub word_starts: Vec<String>,
 }
 
 impl Plan {
     /// Nothing in the text can match anything.
     pub fn is_empty(&self) -> bool {
-        self.trigrams.is_none() && self.words.is_none()
+        self.anywhere.is_empty() && self.word_starts.is_empty()
     }
+
+    /// For the FTS5 trigram index: `"term" "term"`.
+    pub fn trigram_query(&self) -> Option<String> {
+        join(self.anywhere.iter().map(|term| quoted(term)))
+    }
+
+    /// For the FTS5 word index: `"te"* "x"*`.
+    pub fn word_query(&self) -> Option<String> {
+        join(
+            self.word_starts
+                .iter()
+                .map(|term| format!("{}*", quoted(term))),
+        )
+    }
+}
+
+fn join(parts: impl Iterator<Item = String>) -> Option<String> {
+    let parts: Vec<String> = parts.collect();
+    (!parts.is_empty()).then(|| parts.join(" "))
 }
 
 /// Why a search text was refused; the text is shown as is.
@@ -62,19 +83,16 @@ pub fn plan(text: &str) -> Result<Plan, SearchError> {
             terms.push(term);
         }
     }
-    let join = |parts: Vec<String>| (!parts.is_empty()).then(|| parts.join(" "));
     let (long, short): (Vec<&str>, Vec<&str>) = terms
         .into_iter()
         .partition(|term| term.chars().count() >= TRIGRAM);
     Ok(Plan {
-        trigrams: join(long.into_iter().map(quoted).collect()),
-        words: join(
-            short
-                .into_iter()
-                .filter(|term| term.chars().any(char::is_alphanumeric))
-                .map(|term| format!("{}*", quoted(term)))
-                .collect(),
-        ),
+        anywhere: long.into_iter().map(str::to_string).collect(),
+        word_starts: short
+            .into_iter()
+            .filter(|term| term.chars().any(char::is_alphanumeric))
+            .map(str::to_string)
+            .collect(),
     })
 }
 
@@ -83,20 +101,30 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// The FTS5 queries of `text`'s plan.
+    fn queries(text: &str) -> (Option<String>, Option<String>) {
+        let plan = plan(text).unwrap();
+        (plan.trigram_query(), plan.word_query())
+    }
+
     #[test]
     fn terms_become_quoted_phrases() {
         assert_eq!(
-            plan("  tokio::spawn ERR_42 ").unwrap(),
-            Plan {
-                trigrams: Some(r#""tokio::spawn" "ERR_42""#.into()),
-                words: None,
-            }
+            queries("  tokio::spawn ERR_42 "),
+            (Some(r#""tokio::spawn" "ERR_42""#.into()), None)
+        );
+        assert_eq!(
+            queries("hi 東京 https://example.com/a?b=1"),
+            (
+                Some(r#""https://example.com/a?b=1""#.into()),
+                Some(r#""hi"* "東京"*"#.into())
+            )
         );
         assert_eq!(
             plan("hi 東京 https://example.com/a?b=1").unwrap(),
             Plan {
-                trigrams: Some(r#""https://example.com/a?b=1""#.into()),
-                words: Some(r#""hi"* "東京"*"#.into()),
+                anywhere: vec!["https://example.com/a?b=1".into()],
+                word_starts: vec!["hi".into(), "東京".into()],
             }
         );
     }
@@ -104,19 +132,16 @@ mod tests {
     #[test]
     fn query_syntax_in_the_text_stays_text() {
         assert_eq!(
-            plan(r#"say "hello NEAR( -x *"#).unwrap(),
-            Plan {
-                trigrams: Some(r#""say" """hello" "NEAR(""#.into()),
-                words: Some(r#""-x"*"#.into()),
-            }
+            queries(r#"say "hello NEAR( -x *"#),
+            (
+                Some(r#""say" """hello" "NEAR(""#.into()),
+                Some(r#""-x"*"#.into())
+            )
         );
         assert!(plan("* - \"").unwrap().is_empty());
         assert_eq!(
-            plan("ab\0cd\u{7}ef").unwrap(),
-            Plan {
-                trigrams: None,
-                words: Some(r#""ab"* "cd"* "ef"*"#.into()),
-            }
+            queries("ab\0cd\u{7}ef"),
+            (None, Some(r#""ab"* "cd"* "ef"*"#.into()))
         );
         assert_eq!(plan(" \n\t "), Err(SearchError::Empty));
         assert_eq!(plan(&"x".repeat(10_000)), Err(SearchError::TooLong));
@@ -129,7 +154,7 @@ mod tests {
         #[test]
         fn any_text_plans_to_quoted_phrases_only(text in any::<String>()) {
             if let Ok(plan) = plan(&text) {
-                for query in [plan.trigrams, plan.words].into_iter().flatten() {
+                for query in [plan.trigram_query(), plan.word_query()].into_iter().flatten() {
                     let mut outside = String::new();
                     let mut inside = false;
                     let mut chars = query.chars().peekable();

@@ -463,7 +463,8 @@ fn MessageItem(
     };
 
     view! {
-        {day.map(|day| view! { <li class="day-separator"><span>{day}</span></li> })}
+        // Seen, not read out: the log says "name: text" and no more.
+        {day.map(|day| view! { <li class="day-separator" aria-hidden="true"><span>{day}</span></li> })}
         <li
             class="message"
             class:mine=move || mine.get()
@@ -542,7 +543,8 @@ fn PendingItem(pending: Pending) -> impl IntoView {
                 let retry_id = client_id.clone();
                 let dismiss_id = client_id.clone();
                 view! {
-                    <div class="small text-danger">
+                    // Read out at once: this message will not go without the user.
+                    <div class="small text-danger" role="alert">
                         {why} " "
                         <button type="button" class="btn btn-link btn-sm p-0 align-baseline"
                             on:click=move |_| chat.retry(&retry_id)>

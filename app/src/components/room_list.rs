@@ -56,7 +56,7 @@ pub fn RoomList() -> impl IntoView {
 
 /// The count beside a room's name: nothing for 0, "999+" from
 /// [`MAX_UNREAD`] on (the server counts no further).
-fn unread_label(unread: u64) -> Option<String> {
+pub fn unread_label(unread: u64) -> Option<String> {
     match unread {
         0 => None,
         n if n >= MAX_UNREAD => Some("999+".to_string()),

@@ -5,6 +5,8 @@
 use leptos::html::Button;
 use leptos::prelude::*;
 
+use crate::components::room_list::unread_label;
+
 /// The panels of a narrow screen; one is open at a time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Panel {
@@ -77,14 +79,14 @@ pub fn PanelButtons(panels: Panels, people: Signal<usize>, unread: Signal<u64>) 
         // when some do); beside "Online users", how many there are.
         let count = move || {
             match panel {
-            Panel::Rooms => {
-                let waiting = unread.get();
-                (waiting > 0).then(|| view! {
+            Panel::Rooms => unread_label(unread.get()).map(|waiting| {
+                view! {
                     " "
-                    <span class="badge rounded-pill text-bg-primary" aria-hidden="true">{waiting}</span>
+                    <span class="badge rounded-pill text-bg-primary" aria-hidden="true">{waiting.clone()}</span>
                     <span class="visually-hidden">{format!(", {waiting} unread")}</span>
-                }.into_any())
-            }
+                }
+                .into_any()
+            }),
             Panel::People => Some(view! {
                 " "
                 <span class="badge rounded-pill text-bg-secondary" aria-hidden="true">{people}</span>

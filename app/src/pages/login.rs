@@ -61,7 +61,6 @@ pub fn LoginCard(
                                     } else {
                                         "username-help"
                                     }
-                                    prop:value=value.clone()
                                     value=value
                                 />
                                 <div id="username-help" class="form-text">

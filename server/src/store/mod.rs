@@ -1,6 +1,9 @@
 //! Persistence behind one small trait: sessions, rooms and their messages.
-//! SQLite is the default; the trait is what the rest of the server sees.
+//! SQLite is the default, PostgreSQL the store several servers share; the
+//! trait is what the rest of the server sees.
 
+mod postgres;
+mod rows;
 mod sqlite;
 
 use std::sync::Arc;
@@ -20,7 +23,7 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("the server is stopping")]
     Stopping,
-    #[error("unsupported database URL (expected sqlite://...): {0}")]
+    #[error("unsupported database URL (expected sqlite://... or postgres://...): {0}")]
     UnsupportedUrl(String),
 }
 
@@ -270,10 +273,32 @@ pub trait Store: Send + Sync + 'static {
     async fn ping(&self) -> Result<(), StoreError>;
 }
 
-/// Opens the store the URL names, creating and migrating it as needed.
+/// Each room's newest new message id in a batch's results, once per room.
+fn newest_per_room(written: &[Written]) -> Vec<(&str, i64)> {
+    let mut newest: Vec<(&str, i64)> = Vec::new();
+    for written in written {
+        let Written::Posted(Appended {
+            message,
+            fresh: true,
+        }) = written
+        else {
+            continue;
+        };
+        match newest.iter_mut().find(|(room, _)| *room == message.room) {
+            Some((_, id)) => *id = message.id,
+            None => newest.push((&message.room, message.id)),
+        }
+    }
+    newest
+}
+
+/// Opens the store the URL names (`sqlite:…` or `postgres://…`), creating
+/// and migrating it as needed.
 pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(SqliteStore::open(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PostgresStore::open(url).await?))
     } else {
         Err(StoreError::UnsupportedUrl(url.to_string()))
     }

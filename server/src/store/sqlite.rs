@@ -5,13 +5,15 @@ use std::{path::Path, str::FromStr, time::Duration};
 use app::protocol::{ChatMessage, MAX_UNREAD};
 use async_trait::async_trait;
 use sqlx::{
-    sqlite::{
-        SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-    },
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
     Row, SqlitePool,
 };
 
 use super::{
+    rows::{
+        entries, limit, message, messages, oldest_first, DELETED_MESSAGE, DELETION, EDIT, MESSAGE,
+        SELECT_ENTRY, SELECT_MESSAGE,
+    },
     Appended, Entry, NewChange, NewMessage, ReadMark, SessionRecord, SessionRow, Store, StoreError,
     Write, WriteRefused, Written,
 };
@@ -44,97 +46,9 @@ impl SqliteStore {
             .max_connections(POOL_SIZE)
             .connect_with(options)
             .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
         Ok(Self { pool })
     }
-}
-
-const SELECT_MESSAGE: &str =
-    "SELECT id, author, room, username, body, sent_at, client_id, edited_at FROM messages";
-
-/// Row kinds of the log (see the migration that added them).
-const MESSAGE: i64 = 0;
-const EDIT: i64 = 1;
-const DELETION: i64 = 2;
-const DELETED_MESSAGE: i64 = 3;
-
-/// A room's log: messages, and each change with the message it changed as
-/// that message now is.
-const SELECT_ENTRY: &str = "SELECT m.id, m.author, m.room, m.kind, m.target, m.username, m.body, \
-     m.sent_at, m.client_id, m.edited_at, t.kind AS t_kind, t.username AS t_username, \
-     t.body AS t_body, t.sent_at AS t_sent_at, t.client_id AS t_client_id, \
-     t.edited_at AS t_edited_at \
-     FROM messages m LEFT JOIN messages t ON t.id = m.target";
-
-fn message(row: &SqliteRow) -> Result<ChatMessage, sqlx::Error> {
-    Ok(ChatMessage {
-        id: row.try_get("id")?,
-        room: row.try_get("room")?,
-        username: row.try_get("username")?,
-        author: session::author_tag(row.try_get("author")?),
-        message: row.try_get("body")?,
-        sent_at: row.try_get("sent_at")?,
-        client_id: row.try_get("client_id")?,
-        edited_at: row.try_get("edited_at")?,
-    })
-}
-
-fn messages(rows: &[SqliteRow]) -> Result<Vec<ChatMessage>, StoreError> {
-    Ok(rows.iter().map(message).collect::<Result<_, _>>()?)
-}
-
-/// Rows read newest first, as messages oldest first.
-fn oldest_first(rows: &[SqliteRow]) -> Result<Vec<ChatMessage>, StoreError> {
-    let mut page = messages(rows)?;
-    page.reverse();
-    Ok(page)
-}
-
-/// One row of [`SELECT_ENTRY`].
-fn entry(row: &SqliteRow) -> Result<Entry, sqlx::Error> {
-    let kind: i64 = row.try_get("kind")?;
-    if kind == MESSAGE {
-        return message(row).map(Entry::Message);
-    }
-    let id: i64 = row.try_get("id")?;
-    let room: String = row.try_get("room")?;
-    let target: Option<i64> = row.try_get("target")?;
-    let target_kind: Option<i64> = row.try_get("t_kind")?;
-    match (kind, target, target_kind) {
-        (EDIT, Some(target), Some(MESSAGE)) => Ok(Entry::Edited {
-            id,
-            message: ChatMessage {
-                id: target,
-                room,
-                username: row.try_get("t_username")?,
-                // Only its author may edit a message: the edit's author is
-                // the message's.
-                author: session::author_tag(row.try_get("author")?),
-                message: row.try_get("t_body")?,
-                sent_at: row.try_get("t_sent_at")?,
-                client_id: row.try_get("t_client_id")?,
-                edited_at: row.try_get("t_edited_at")?,
-            },
-        }),
-        // An edit of a message deleted since tells of the deletion.
-        (EDIT | DELETION, Some(target), _) => Ok(Entry::Deleted {
-            id,
-            room,
-            message_id: target,
-        }),
-        _ => Err(sqlx::Error::Protocol(format!(
-            "log row {id} has kind {kind} and target {target:?}"
-        ))),
-    }
-}
-
-fn entries(rows: &[SqliteRow]) -> Result<Vec<Entry>, StoreError> {
-    Ok(rows.iter().map(entry).collect::<Result<_, _>>()?)
-}
-
-/// SQL `LIMIT` from a page size.
-fn limit(n: usize) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 #[async_trait]
@@ -308,22 +222,7 @@ impl Store for SqliteStore {
             };
             out.push(written);
         }
-        // Each room's newest message id, once per room of the batch.
-        let mut newest: Vec<(&str, i64)> = Vec::new();
-        for written in &out {
-            let Written::Posted(Appended {
-                message,
-                fresh: true,
-            }) = written
-            else {
-                continue;
-            };
-            match newest.iter_mut().find(|(room, _)| *room == message.room) {
-                Some((_, id)) => *id = message.id,
-                None => newest.push((&message.room, message.id)),
-            }
-        }
-        for (room, id) in newest {
+        for (room, id) in super::newest_per_room(&out) {
             sqlx::query(
                 "INSERT INTO rooms (name, last_id) VALUES (?, ?) \
                  ON CONFLICT (name) DO UPDATE SET last_id = excluded.last_id",
@@ -394,8 +293,8 @@ impl Store for SqliteStore {
         // Only the shape of the statement varies; every value is bound. The
         // first index drives the query, newest rowid first, so a common
         // term stops at `n` matches instead of collecting all of them.
-        let (first, first_query, words) = match (&plan.trigrams, &plan.words) {
-            (Some(trigrams), words) => ("message_trigrams", trigrams, words.as_deref()),
+        let (first, first_query, words) = match (plan.trigram_query(), plan.word_query()) {
+            (Some(trigrams), words) => ("message_trigrams", trigrams, words),
             (None, Some(words)) => ("message_words", words, None),
             (None, None) => return Ok(Vec::new()),
         };
@@ -413,8 +312,8 @@ impl Store for SqliteStore {
             sql.push_str(" AND m.room = ?");
         }
         sql.push_str(" ORDER BY f.rowid DESC LIMIT ?");
-        let mut query = sqlx::query(&sql).bind(first_query.as_str());
-        for value in [words, room].into_iter().flatten() {
+        let mut query = sqlx::query(&sql).bind(first_query);
+        for value in [words.as_deref(), room].into_iter().flatten() {
             query = query.bind(value);
         }
         let rows = query.bind(limit(n)).fetch_all(&self.pool).await?;
