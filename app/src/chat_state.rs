@@ -490,7 +490,7 @@ impl ChatState {
         else {
             return false;
         };
-        if code == ErrorCode::RateLimited {
+        if code.is_retried() {
             // Refused for timing only: it goes out again, in its place.
             self.changes
                 .update_untracked(|changes| changes[at].sent = false);
@@ -754,9 +754,12 @@ impl ChatState {
                 message,
                 client_id,
             } => {
-                // `rate_limited` refuses the timing, not the message: it goes
-                // out again, in its place, once the client has slowed down.
-                let rate_limited = code == ErrorCode::RateLimited;
+                // `rate_limited` and `unavailable` refuse the timing, not the
+                // message: it goes out again, in its place, a moment later.
+                let rate_limited = code.is_retried();
+                if code == ErrorCode::Unavailable {
+                    self.notice.set(Some(message.clone()));
+                }
                 let is_change = client_id.as_deref().is_some_and(|client_id| {
                     self.changes
                         .with_untracked(|changes| changes.iter().any(|c| c.client_id == client_id))
@@ -1143,6 +1146,22 @@ mod tests {
                     text: "one".into()
                 }
             );
+        });
+    }
+
+    #[test]
+    fn unavailable_keeps_the_message_in_line_and_says_why() {
+        let owner = Owner::new();
+        owner.with(|| {
+            let chat = ChatState::new(LOBBY.into());
+            chat.queue("c1".into(), "one".into());
+            chat.mark_sent("c1");
+            let applied = chat.apply(refusal(ErrorCode::Unavailable, "c1"), false);
+            assert_eq!(applied, Applied::RateLimited, "sent again after a pause");
+            let pending = chat.pending.get_untracked();
+            assert_eq!(pending[0].failed, None);
+            assert!(!pending[0].sent);
+            assert!(chat.notice.get_untracked().is_some(), "the user is told");
         });
     }
 

@@ -175,6 +175,17 @@ pub enum ErrorCode {
     /// An edit or deletion of a message that is not in this room (never
     /// was, or was deleted).
     NotFound,
+    /// The server could not store it (its database did not answer); the
+    /// client sends it again, under the same `client_id`, a moment later.
+    Unavailable,
+}
+
+impl ErrorCode {
+    /// Refuses the timing, not the message: the client sends it again,
+    /// in its place, after a pause.
+    pub fn is_retried(self) -> bool {
+        matches!(self, Self::RateLimited | Self::Unavailable)
+    }
 }
 
 /// `POST /api/login` as JSON.

@@ -32,6 +32,17 @@ pub struct Config {
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/chat.db")]
     pub database_url: String,
 
+    /// Redis, shared by several servers of one chat (`redis://host:6379`):
+    /// each stored message, logout and typing notice reaches the sockets of
+    /// every server. Unset, this server is the whole chat.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// What this chat's Redis channel and keys start with: two chats may
+    /// share one Redis under different prefixes.
+    #[arg(long, env = "REDIS_PREFIX", default_value = "chat:")]
+    pub redis_prefix: String,
+
     /// Origins allowed besides the server's own, comma-separated
     /// (`https://chat.example.com,http://localhost:3000`).
     #[arg(long, env = "ALLOWED_ORIGINS", value_delimiter = ',')]
@@ -267,6 +278,12 @@ impl Config {
     /// The database URL with any password replaced, for logs.
     pub fn masked_database_url(&self) -> String {
         mask_password(&self.database_url)
+    }
+
+    pub fn masked_redis_url(&self) -> String {
+        self.redis_url
+            .as_deref()
+            .map_or_else(|| "none".to_string(), mask_password)
     }
 }
 

@@ -7,6 +7,7 @@
 //! presence, then connections.
 
 use std::{
+    collections::HashMap,
     sync::{atomic::Ordering::Relaxed, Arc, Mutex, MutexGuard},
     time::{Duration, Instant},
 };
@@ -19,17 +20,19 @@ use tokio::{
 };
 
 use crate::{
-    bus::{Bus, LocalBus},
+    bus::{Bus, Heard, LocalBus, RedisBus},
     config::Config,
     connections::{ConnId, Connections, Link, Outgoing},
+    delivery::{self, Batch, Delivery},
     finish, lock,
     metrics::Metrics,
+    peers::{Seat, REFRESH_EVERY, SNAPSHOT_LIVES},
     persister::{self, Persister, Submission},
     presence::{Left, Presence, Rate},
     reads::Reads,
     recent::Recent,
     session::SessionId,
-    store::{Entry, SessionRecord, SessionRow, Store, StoreError},
+    store::{now_ms, Entry, NameClaim, SessionRecord, SessionRow, Store, StoreError},
 };
 
 /// The most history one `welcome` carries, in bytes of text: no client can
@@ -224,11 +227,22 @@ impl Hub {
     pub async fn start(
         store: Arc<dyn Store>,
         config: &Config,
-    ) -> Result<(Self, JoinHandle<u64>), StoreError> {
+    ) -> Result<(Self, JoinHandle<u64>), StartError> {
         let recent = Arc::new(Mutex::new(Recent::new(RECENT, store.newest(RECENT).await?)));
         let metrics = Arc::new(Metrics::default());
         let connections = Arc::new(Connections::new(metrics.clone()));
-        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(connections.clone()));
+        let (heard_tx, heard) = mpsc::channel(HEARD);
+        let (bus, poll): (Arc<dyn Bus>, _) = match &config.redis_url {
+            Some(url) => (
+                Arc::new(RedisBus::start(url, &config.redis_prefix, heard_tx)?),
+                Some(delivery::POLL_EVERY),
+            ),
+            None => (Arc::new(LocalBus), None),
+        };
+        let (deliver, batches) = mpsc::channel(delivery::QUEUE);
+        tokio::spawn(
+            Delivery::new(store.clone(), connections.clone(), recent.clone()).run(batches, poll),
+        );
         let presence = Arc::new(Mutex::new(Presence::new(Rate {
             per_sec: config.rate_per_sec,
             burst: config.rate_burst,
@@ -238,9 +252,8 @@ impl Hub {
         let writer = Persister {
             store: store.clone(),
             bus: bus.clone(),
-            connections: connections.clone(),
+            delivery: deliver.clone(),
             metrics: metrics.clone(),
-            recent: recent.clone(),
             presence: presence.clone(),
             max_batch: persister::batch_for(config.queue_depth),
         };
@@ -262,7 +275,17 @@ impl Hub {
                 max_tabs: config.max_tabs,
             }),
         };
+        tokio::spawn(hear(Arc::downgrade(&hub.inner), heard, deliver));
+        tokio::spawn(renew_names(Arc::downgrade(&hub.inner)));
+        if poll.is_some() {
+            tokio::spawn(refresh_peers(Arc::downgrade(&hub.inner)));
+        }
         Ok((hub, handle))
+    }
+
+    /// Whether the other servers can be reached (`None`: there are none).
+    pub fn bus_reachable(&self) -> Option<bool> {
+        self.inner.bus.reachable()
     }
 
     fn presence(&self) -> MutexGuard<'_, Presence> {
@@ -281,40 +304,47 @@ impl Hub {
         &self.inner.metrics
     }
 
-    /// Serialises once and hands the frame to the bus for `room`.
-    fn publish(&self, room: &str, frame: &ServerFrame) {
-        if let Some(out) = Outgoing::encode(frame) {
-            self.inner.bus.publish(room, out.alone());
-        }
+    /// Serialises once and offers the frame to this server's sockets in
+    /// `room`; returns it for the other servers.
+    fn publish(&self, room: &str, frame: &ServerFrame) -> Option<Outgoing> {
+        let out = Outgoing::encode(frame)?;
+        self.inner.connections.broadcast(room, &out.clone().alone());
+        Some(out)
     }
 
-    /// Announces `user_left` in each room the user left. Call with the
-    /// presence lock held.
-    fn announce_left(&self, presence: &Presence, left: Option<Left>) {
+    /// Announces `user_left` in each room the user left, unless another
+    /// server still lists them there, and tells the other servers. Call
+    /// with the presence lock held.
+    fn announce_left(&self, presence: &mut Presence, left: Option<Left>) {
         if let Some(Left { name, rooms, .. }) = left {
             self.inner
                 .metrics
                 .users_online
                 .store(presence.online_count() as i64, Relaxed);
-            if let Some(out) = Outgoing::encode(&ServerFrame::UserLeft { username: name }) {
-                let frames = out.alone();
-                for room in rooms {
-                    self.inner.bus.publish(&room, frames.clone());
-                }
-            }
+            let seq = presence.next_seq();
+            self.inner.bus.left(seq, &name, &rooms);
+            // Not gone while another server lists them there.
+            let went: Vec<Seat> = rooms
+                .into_iter()
+                .map(|room| (room, name.clone()))
+                .filter(|seat| !presence.listed_elsewhere(seat))
+                .collect();
+            announce(&self.inner, Came::Left, went);
         }
     }
 
-    /// A new login: gives out a unique name for `base`, stores the session
+    /// A new login: gives out a unique name for `base` (unique across
+    /// every server: claimed in the shared database), stores the session
     /// under `id` and returns the name.
     ///
     /// Runs to the end even if the request is dropped half-way: the name's
-    /// expiry is armed before anything is awaited.
+    /// expiry is armed before the session is stored.
     pub async fn login(&self, id: SessionId, base: &str) -> Result<String, StoreError> {
         let hub = self.clone();
         let base = base.to_string();
         let task = tokio::spawn(async move {
-            let (name, epoch) = hub.presence().claim(id.clone(), &base);
+            let (claimed, token) = hub.claim_name(&id, None, &base).await?;
+            let (name, epoch) = hub.presence().claim(id.clone(), &claimed, token);
             hub.expire_later(id.clone(), None, epoch, hub.inner.unclaimed_name);
             let row = SessionRow {
                 id: id.as_str().to_string(),
@@ -324,12 +354,59 @@ impl Hub {
             match hub.inner.store.create_session(&row).await {
                 Ok(()) => Ok(name),
                 Err(error) => {
-                    hub.presence().release(&id);
+                    let mut presence = hub.presence();
+                    let released = presence.release(&id);
+                    hub.let_go(&presence, &id, released.as_ref());
                     Err(error)
                 }
             }
         });
         finish(task).await
+    }
+
+    /// Claims a name in the shared database (see [`Store::claim_name`]);
+    /// the name and the token of the hold.
+    async fn claim_name(
+        &self,
+        id: &SessionId,
+        preferred: Option<&str>,
+        base: &str,
+    ) -> Result<(String, i64), StoreError> {
+        let token = rand::random::<i64>();
+        let now = now_ms();
+        let claim = NameClaim {
+            session: id.as_str(),
+            preferred,
+            base,
+            token,
+            now,
+            until: now.saturating_add(NAME_LEASE_MS),
+        };
+        let name = self.inner.store.claim_name(&claim).await?;
+        Ok((name, token))
+    }
+
+    /// Lets go of a name in the shared database when this server let go
+    /// of it and no other server lists its user (who still holds it there).
+    /// Call with the presence lock held.
+    fn let_go(&self, presence: &Presence, id: &SessionId, left: Option<&Left>) {
+        let Some(Left {
+            name,
+            freed: Some(token),
+            ..
+        }) = left
+        else {
+            return;
+        };
+        if presence.listed_elsewhere_anywhere(name) {
+            return;
+        }
+        let (store, id, token) = (self.inner.store.clone(), id.clone(), *token);
+        tokio::spawn(async move {
+            if let Err(error) = store.release_name(id.as_str(), token).await {
+                tracing::warn!(%error, "could not let go of a name; it lapses by itself");
+            }
+        });
     }
 
     /// Ends a session everywhere: its row, its name, its sockets. Runs to
@@ -339,19 +416,27 @@ impl Hub {
         let id = id.clone();
         let task = tokio::spawn(async move {
             let existed = hub.inner.store.delete_session(id.as_str()).await;
-            // Whatever the database said: the name and the sockets go now.
-            // Under the presence lock, so a socket of this session that is
-            // joining either joined before (and is closed here) or finds its
-            // link closing and gives up: see `open_socket`.
-            let mut presence = hub.presence();
-            let released = presence.release(&id);
-            hub.announce_left(&presence, released);
-            hub.inner
-                .connections
-                .close_session(&id, close_code::NORMAL, SIGNED_OUT_REASON);
+            // Whatever the database said: the name and the sockets go now,
+            // here and on the other servers.
+            hub.end_here(&id);
+            hub.inner.bus.logged_out(id.as_str());
             existed
         });
         finish(task).await
+    }
+
+    /// The session ended: its name and its sockets on this server go.
+    /// Under the presence lock, so a socket of this session that is
+    /// joining either joined before (and is closed here) or finds its link
+    /// closing and gives up: see `open_socket`.
+    fn end_here(&self, id: &SessionId) {
+        let mut presence = self.presence();
+        let released = presence.release(id);
+        self.let_go(&presence, id, released.as_ref());
+        self.announce_left(&mut presence, released);
+        self.inner
+            .connections
+            .close_session(id, close_code::NORMAL, SIGNED_OUT_REASON);
     }
 
     /// Who is in `room`, or online anywhere without one.
@@ -399,8 +484,10 @@ impl Hub {
     /// second per user and room.
     pub fn typing(&self, session: &SessionId, room: &str) {
         let name = self.presence().typing(session, room, Instant::now());
-        if let Some(username) = name {
-            self.publish(room, &ServerFrame::Typing { username });
+        if let Some(out) =
+            name.and_then(|username| self.publish(room, &ServerFrame::Typing { username }))
+        {
+            self.inner.bus.room(room, &out.text);
         }
     }
 
@@ -443,17 +530,41 @@ impl Hub {
         else {
             return Err(Refused::SignedOut);
         };
-        let attached = {
+        // A session this server holds no name for claims one in the
+        // shared database first: its own if still free. Should the hold
+        // here go while that is awaited, the claim comes again.
+        let mut claimed: Option<(String, i64)> = None;
+        let (attached, renamed) = loop {
+            if claimed.is_none() && !self.presence().holds(&id) {
+                let claim = self
+                    .claim_name(&id, Some(&session.username), &session.base_name)
+                    .await
+                    .map_err(Refused::Store)?;
+                claimed = Some(claim);
+            }
             let mut presence = self.presence();
             if link.is_closing() {
+                drop(presence);
+                // Logged out meanwhile: the name claimed for it goes too.
+                if let Some((_, token)) = claimed {
+                    if let Err(error) = self.inner.store.release_name(id.as_str(), token).await {
+                        tracing::warn!(%error, "could not let go of a name; it lapses by itself");
+                    }
+                }
                 return Err(Refused::Closing);
             }
+            let (wanted, token) = match &claimed {
+                Some((name, token)) => (name.as_str(), *token),
+                None if presence.holds(&id) => (session.username.as_str(), 0),
+                None => continue,
+            };
             let attached = presence
                 .attach(
                     &id,
                     &room,
-                    &session.username,
+                    wanted,
                     &session.base_name,
+                    token,
                     self.inner.max_tabs,
                 )
                 .map_err(|_| Refused::TooManyTabs)?;
@@ -462,14 +573,16 @@ impl Hub {
                     .metrics
                     .users_online
                     .store(presence.online_count() as i64, Relaxed);
-                self.publish(
-                    &room,
-                    &ServerFrame::UserJoined {
-                        username: attached.name.clone(),
-                    },
-                );
+                let seq = presence.next_seq();
+                self.inner.bus.joined(seq, &room, &attached.name);
+                // Already there while another server lists them there.
+                let seat = (room.to_string(), attached.name.clone());
+                if !presence.listed_elsewhere(&seat) {
+                    announce(&self.inner, Came::Joined, [seat]);
+                }
             }
-            attached
+            let renamed = attached.renamed || wanted != session.username;
+            break (attached, renamed);
         };
         guard.joined = true;
         guard.name = attached.name;
@@ -487,7 +600,7 @@ impl Hub {
         // first visit (the welcome shows it).
         let newest = lock(&self.inner.recent).newest_id();
         self.inner.reads.visit(&id, &room, newest);
-        if attached.renamed {
+        if renamed {
             let store = self.inner.store.clone();
             let name = guard.name.clone();
             tokio::spawn(async move {
@@ -520,9 +633,29 @@ impl Hub {
         let mut budget = Budget::new(MAX_WELCOME_BYTES);
         let (after, from_memory) = {
             let recent = lock(&self.inner.recent);
-            let after = after.min(recent.newest_id());
-            let copied = recent.after(room, after, MAX_RESUME + 1, |e| budget.take(e));
-            (after, copied)
+            let newest = recent.newest_id();
+            if after > newest {
+                (after, None)
+            } else {
+                let copied = recent.after(room, after, MAX_RESUME + 1, |e| budget.take(e));
+                (after, copied)
+            }
+        };
+        // Beyond what this server has delivered: the client saw it on
+        // another server, ahead of this one, or names an id never given.
+        // The store tells; live frames up to `after` are skipped, so
+        // nothing comes twice.
+        let after = match from_memory {
+            Some(_) => after,
+            None => {
+                let newest = lock(&self.inner.recent).newest_id();
+                if after > newest {
+                    let stored = self.inner.store.newest(1).await?;
+                    after.min(stored.last().map_or(0, Entry::id).max(newest))
+                } else {
+                    after
+                }
+            }
         };
         let mut entries = match from_memory {
             Some(entries) => entries,
@@ -599,7 +732,8 @@ impl Hub {
                 Some(room) => presence.expire_seat(&id, room, epoch),
                 None => presence.expire(&id, epoch),
             };
-            hub.announce_left(&presence, left);
+            hub.let_go(&presence, &id, left.as_ref());
+            hub.announce_left(&mut presence, left);
         });
     }
 
@@ -624,6 +758,177 @@ impl Hub {
     }
 }
 
+/// What other servers said, waiting to be acted on.
+const HEARD: usize = 1_024;
+/// How long a name's hold in the shared database lasts unless renewed:
+/// the names of a server that dies are free again after this.
+const NAME_LEASE_MS: i64 = 15_000;
+/// How often a server renews the holds of the names it holds.
+const RENEW_NAMES_EVERY: Duration = Duration::from_secs(5);
+
+/// Renews the holds of this server's names every [`RENEW_NAMES_EVERY`],
+/// for as long as the hub lives.
+async fn renew_names(hub: std::sync::Weak<Inner>) {
+    let mut ticks = tokio::time::interval(RENEW_NAMES_EVERY);
+    loop {
+        ticks.tick().await;
+        let Some(inner) = hub.upgrade() else {
+            return;
+        };
+        let sessions = lock(&inner.presence).sessions();
+        if sessions.is_empty() {
+            continue;
+        }
+        let until = now_ms().saturating_add(NAME_LEASE_MS);
+        if let Err(error) = inner.store.renew_names(&sessions, until).await {
+            tracing::warn!(%error, "could not renew the holds of names; retrying");
+        }
+    }
+}
+
+/// Why the hub could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("reading the newest messages: {0}")]
+    Store(#[from] StoreError),
+    #[error("REDIS_URL: {0}")]
+    Redis(#[from] redis::RedisError),
+}
+
+/// Acts on what the other servers say, for as long as the hub lives: their
+/// stored batches go to delivery (dropped when it is behind: it reads the
+/// store), frames to this server's sockets, logouts end sessions here.
+async fn hear(
+    hub: std::sync::Weak<Inner>,
+    mut heard: mpsc::Receiver<(String, Heard)>,
+    deliver: mpsc::Sender<Batch>,
+) {
+    while let Some((node, said)) = heard.recv().await {
+        let Some(inner) = hub.upgrade() else {
+            return;
+        };
+        match said {
+            Heard::Stored { prev, entries } => {
+                let _ = deliver.try_send(Batch {
+                    prev,
+                    entries,
+                    replies: Vec::new(),
+                });
+            }
+            Heard::Room { room, frame } => {
+                let out = Outgoing {
+                    id: None,
+                    text: frame.into(),
+                };
+                inner.connections.broadcast(&room, &out.alone());
+            }
+            Heard::LoggedOut { session } => {
+                Hub { inner }.end_here(&SessionId::from_stored(&session));
+            }
+            Heard::Joined { seq, room, name } => {
+                let mut presence = lock(&inner.presence);
+                let seat = (room, name);
+                if presence.peer_joined(&node, seq, seat.clone()) {
+                    announce(&inner, Came::Joined, [seat]);
+                }
+            }
+            Heard::Left { seq, name, rooms } => {
+                let mut presence = lock(&inner.presence);
+                let went: Vec<Seat> = rooms
+                    .into_iter()
+                    .map(|room| (room, name.clone()))
+                    .filter(|seat| presence.peer_left(&node, seq, seat))
+                    .collect();
+                announce(&inner, Came::Left, went);
+            }
+        }
+    }
+}
+
+/// Whether users came into rooms or left them.
+#[derive(Clone, Copy)]
+enum Came {
+    Joined,
+    Left,
+}
+
+/// Tells this server's sockets in each seat's room that its user came or
+/// went.
+fn announce(inner: &Inner, came: Came, seats: impl IntoIterator<Item = Seat>) {
+    for (room, username) in seats {
+        let frame = match came {
+            Came::Joined => ServerFrame::UserJoined { username },
+            Came::Left => ServerFrame::UserLeft { username },
+        };
+        if let Some(out) = Outgoing::encode(&frame) {
+            inner.connections.broadcast(&room, &out.alone());
+        }
+    }
+}
+
+/// Every [`REFRESH_EVERY`]: writes this server's snapshot of who it lists,
+/// reads the others', announces who came and went by them, and takes the
+/// users of a server off the lists when its snapshot has expired (or, not
+/// named at all, it has not been seen for [`SNAPSHOT_LIVES`]). While Redis
+/// is away nobody is taken off: the others cannot be seen, not gone.
+async fn refresh_peers(hub: std::sync::Weak<Inner>) {
+    let mut ticks = tokio::time::interval(REFRESH_EVERY);
+    let mut seen: HashMap<String, Instant> = HashMap::new();
+    loop {
+        ticks.tick().await;
+        let Some(inner) = hub.upgrade() else {
+            return;
+        };
+        let (seq, seats) = lock(&inner.presence).snapshot();
+        let snapshots = match inner.bus.exchange(seq, &seats).await {
+            Ok(snapshots) => snapshots,
+            Err(error) => {
+                tracing::debug!(%error, "could not exchange who is online");
+                continue;
+            }
+        };
+        let now = Instant::now();
+        let mut presence = lock(&inner.presence);
+        let mut gone = Vec::new();
+        for (node, snapshot) in snapshots {
+            match snapshot {
+                Some((seq, seats)) => {
+                    seen.insert(node.clone(), now);
+                    let (came, went) = presence.peer_snapshot(&node, seq, seats);
+                    announce(&inner, Came::Joined, came);
+                    announce(&inner, Came::Left, went);
+                }
+                // Its snapshot expired: it stopped writing it.
+                None => gone.push(node),
+            }
+        }
+        // One not named at all (Redis lost what it held, say) has had
+        // time to write its snapshot again.
+        for node in presence.peer_nodes() {
+            let last = *seen.entry(node.clone()).or_insert(now);
+            if now.duration_since(last) > SNAPSHOT_LIVES {
+                gone.push(node);
+            }
+        }
+        for node in gone {
+            seen.remove(&node);
+            let went = presence.peer_gone(&node);
+            if !went.is_empty() {
+                tracing::info!(
+                    node,
+                    users = went.len(),
+                    "a server went away; its users leave"
+                );
+            }
+            announce(&inner, Came::Left, went);
+        }
+        inner
+            .metrics
+            .users_online
+            .store(presence.online_count() as i64, Relaxed);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! The races between a socket that opens and a logout, and requests
@@ -636,7 +941,7 @@ mod tests {
     use super::*;
     use crate::{
         session,
-        store::{SessionRecord, SqliteStore, Write, Written},
+        store::{SessionRecord, SqliteStore, Stored, Write},
     };
 
     /// The real SQLite store, with one pause on cue: the next session read
@@ -713,6 +1018,15 @@ mod tests {
         async fn delete_session(&self, id: &str) -> Result<bool, StoreError> {
             self.inner.delete_session(id).await
         }
+        async fn claim_name(&self, claim: &NameClaim<'_>) -> Result<String, StoreError> {
+            self.inner.claim_name(claim).await
+        }
+        async fn renew_names(&self, sessions: &[String], until: i64) -> Result<(), StoreError> {
+            self.inner.renew_names(sessions, until).await
+        }
+        async fn release_name(&self, session: &str, token: i64) -> Result<(), StoreError> {
+            self.inner.release_name(session, token).await
+        }
         async fn rooms(
             &self,
             session: &str,
@@ -727,8 +1041,11 @@ mod tests {
         ) -> Result<(), StoreError> {
             self.inner.record_reads(visits, marks).await
         }
-        async fn append(&self, batch: &[Write]) -> Result<Vec<Written>, StoreError> {
+        async fn append(&self, batch: &[Write]) -> Result<Stored, StoreError> {
             self.inner.append(batch).await
+        }
+        async fn since(&self, after: i64, limit: usize) -> Result<Vec<Entry>, StoreError> {
+            self.inner.since(after, limit).await
         }
         async fn newest(&self, limit: usize) -> Result<Vec<Entry>, StoreError> {
             self.inner.newest(limit).await

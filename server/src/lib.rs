@@ -6,12 +6,14 @@ pub mod bus;
 pub mod clock;
 pub mod config;
 pub mod connections;
+pub mod delivery;
 pub mod error;
 pub mod hub;
 pub mod inbound;
 pub mod limits;
 pub mod metrics;
 pub mod names;
+pub mod peers;
 pub mod persister;
 pub mod presence;
 pub mod reads;
@@ -70,7 +72,7 @@ pub async fn serve(
     let _ = any_spawner::Executor::init_tokio();
     let (hub, writer) = Hub::start(store, &config)
         .await
-        .context("reading the newest messages")?;
+        .context("starting the chat")?;
     let leptos = LeptosOptions::builder()
         .output_name(app::OUTPUT_NAME)
         .site_root(config.site_root.as_str())
@@ -209,6 +211,8 @@ pub fn log_config(config: &Config) {
     tracing::info!(
         bind = %config.bind,
         database = %config.masked_database_url(),
+        redis = %config.masked_redis_url(),
+        redis_prefix = %config.redis_prefix,
         allowed_origins = ?config.allowed_origins,
         site_root = %config.site_root,
         grace_ms = config.grace_ms,

@@ -1,7 +1,7 @@
-//! The one writer of messages. Sockets hand it what they accepted; it stores
-//! whatever has queued up in one transaction (one sync to disk per batch, not
-//! per message), then broadcasts and acknowledges in id order. Being the only
-//! writer is what makes broadcast order equal to id order.
+//! The one writer of messages of this server. Sockets hand it what they
+//! accepted; it stores whatever has queued up in one transaction (one sync
+//! to disk per batch, not per message), tells the other servers, and hands
+//! the batch and its acks to `delivery`, which broadcasts in id order.
 
 use std::{
     sync::{atomic::Ordering::Relaxed, Arc, Mutex},
@@ -14,13 +14,13 @@ use tokio::sync::{mpsc, Notify};
 
 use crate::{
     bus::Bus,
-    connections::{Connections, Link, Outgoing},
+    connections::{Link, Offer, Outgoing},
+    delivery::Batch,
     lock,
     metrics::Metrics,
     presence::Presence,
-    recent::Recent,
     session::SessionId,
-    store::{Appended, Entry, Store, Write, WriteRefused, Written},
+    store::{Appended, Entry, Store, Stored, Write, WriteRefused, Written},
 };
 
 /// Largest batch per transaction: bounds the latency of the first message in it.
@@ -36,9 +36,9 @@ pub const QUEUE: usize = 4_096;
 /// Attempts at a failing batch (a busy or briefly unreachable database).
 const ATTEMPTS: u32 = 5;
 const RETRY_AFTER: Duration = Duration::from_millis(200);
-/// The close reason for a sender whose message could not be stored: the
-/// client reconnects and sends its unacknowledged messages again.
-const NOT_STORED: &str = "a message could not be stored: reconnect and send it again";
+/// What a sender whose message could not be stored is told.
+const NOT_STORED: &str = "The chat cannot store messages right now: yours will be sent again \
+     as soon as it can.";
 
 /// One accepted message, edit or deletion, and where its ack or refusal goes.
 pub struct Submission {
@@ -49,9 +49,9 @@ pub struct Submission {
 pub struct Persister {
     pub store: Arc<dyn Store>,
     pub bus: Arc<dyn Bus>,
-    pub connections: Arc<Connections>,
+    /// Where stored entries go to be broadcast (see `delivery`).
+    pub delivery: mpsc::Sender<Batch>,
     pub metrics: Arc<Metrics>,
-    pub recent: Arc<Mutex<Recent>>,
     pub presence: Arc<Mutex<Presence>>,
     /// Messages per transaction at most (see [`batch_for`]).
     pub max_batch: usize,
@@ -102,22 +102,23 @@ impl Persister {
         }
 
         let mut attempt = 1;
-        let written = loop {
+        let stored = loop {
             match self.store.append(&writes).await {
-                Ok(written) => break written,
+                Ok(stored) => break stored,
                 Err(error) if attempt < ATTEMPTS => {
                     tracing::warn!(%error, attempt, "storing messages failed; retrying");
                     attempt += 1;
                     tokio::time::sleep(RETRY_AFTER).await;
                 }
                 Err(error) => {
-                    // Nothing was acked: closing the senders' sockets makes
-                    // their clients reconnect and resend under the same
-                    // client_id.
+                    // Nothing was acked: each sender is told, and its client
+                    // sends again under the same client_id a moment later.
                     let lost = writes.len() as u64;
-                    tracing::error!(%error, lost, "storing messages failed; closing their senders");
-                    for link in replies.iter().flatten() {
-                        link.close(close_code::ERROR, NOT_STORED);
+                    tracing::error!(%error, lost, "storing messages failed; telling their senders");
+                    for (link, write) in replies.iter().zip(&writes) {
+                        if let Some(link) = link {
+                            self.refuse(link, write.sender().1);
+                        }
                     }
                     self.metrics
                         .unstored_messages_total
@@ -127,6 +128,7 @@ impl Persister {
             }
         };
 
+        let Stored { prev, written } = stored;
         {
             let mut presence = lock(&self.presence);
             for (written, write) in written.iter().zip(&writes) {
@@ -139,13 +141,8 @@ impl Persister {
                 }
             }
         }
-        // Each room's share of the batch goes out as one broadcast (each
-        // socket gets one queue entry and one flush for it), then the acks
-        // and refusals. Encoded before the recent window is locked: sockets
-        // opening meanwhile read it.
-        let mut rooms: Vec<(String, Vec<Outgoing>)> = Vec::new();
-        let mut replies_out = Vec::new();
-        let mut stored = Vec::with_capacity(written.len());
+        let mut entries = Vec::with_capacity(written.len());
+        let mut answers = Vec::new();
         for ((written, reply), write) in written.into_iter().zip(replies).zip(&writes) {
             let client_id = write.sender().1.map(str::to_string);
             let (entry, answer) = match written {
@@ -165,33 +162,48 @@ impl Persister {
                 Written::ChangedBefore(id) => (None, ack(client_id, id)),
                 Written::Refused(why) => (None, Some(refusal(why, client_id))),
             };
-            if let (Some(link), Some(answer)) = (reply, answer) {
-                replies_out.push((link, answer));
+            if let (Some(link), Some(frame)) = (reply, answer.as_ref().and_then(Outgoing::encode)) {
+                answers.push((link, frame));
             }
-            let Some(entry) = entry else {
-                continue;
-            };
-            if let Some(frame) = Outgoing::encode(&entry.clone().frame()) {
-                match rooms.iter_mut().find(|(room, _)| room == entry.room()) {
-                    Some((_, frames)) => frames.push(frame),
-                    None => rooms.push((entry.room().to_string(), vec![frame])),
-                }
-            }
-            stored.push(entry);
+            entries.extend(entry);
         }
-        // Into the window before anyone can see them: a socket that reads
-        // the window after this has them in its welcome, one registered
-        // before gets the broadcast.
-        lock(&self.recent).extend(stored);
-        for (room, frames) in rooms {
-            self.bus.publish(&room, frames.into());
-        }
-        for (link, frame) in replies_out {
-            if let Some(frame) = Outgoing::encode(&frame) {
-                self.connections.offer(&link, frame);
-            }
+        self.bus.stored(prev, &entries);
+        // Delivered here in id order with the other servers' entries; the
+        // acks and refusals follow their batch.
+        let batch = Batch {
+            prev,
+            entries,
+            replies: answers,
+        };
+        if self.delivery.send(batch).await.is_err() {
+            tracing::error!("delivery stopped: stored messages are not broadcast");
         }
         0
+    }
+}
+
+impl Persister {
+    /// Tells a sender its write was not stored: an `unavailable` error it
+    /// retries from, or, without a `client_id` to name it by, a close it
+    /// reconnects from.
+    fn refuse(&self, link: &Link, client_id: Option<&str>) {
+        let Some(client_id) = client_id else {
+            link.close(close_code::ERROR, NOT_STORED);
+            return;
+        };
+        let frame = ServerFrame::Error {
+            code: ErrorCode::Unavailable,
+            message: NOT_STORED.into(),
+            client_id: Some(client_id.to_string()),
+        };
+        match Outgoing::encode(&frame) {
+            Some(frame) => {
+                if link.offer(frame.alone()) == Offer::TooSlow {
+                    self.metrics.dropped_clients_total.fetch_add(1, Relaxed);
+                }
+            }
+            None => link.close(close_code::ERROR, NOT_STORED),
+        }
     }
 }
 

@@ -18,7 +18,11 @@ use std::{
 
 use app::protocol::TYPING_EVERY_MS;
 
-use crate::{names::fold, session::SessionId};
+use crate::{
+    names::fold,
+    peers::{self, Peers},
+    session::SessionId,
+};
 
 #[derive(Debug)]
 struct Holder {
@@ -31,6 +35,9 @@ struct Holder {
     /// timer armed at an older epoch is stale.
     epoch: u64,
     bucket: TokenBucket,
+    /// Names this hold in the shared database: letting go of the name
+    /// there takes this, so a later claim by the same session stays.
+    token: i64,
     /// The user's newest stored `client_id`s: a resend of one of these (a
     /// lost ack) is answered from the store and costs no rate budget.
     stored: VecDeque<String>,
@@ -108,6 +115,8 @@ pub struct Attached {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Left {
     pub name: String,
+    /// The name was let go: the token of its hold in the shared database.
+    pub freed: Option<i64>,
     /// The rooms they were listed in: announce `user_left` in each.
     pub rooms: Vec<String>,
 }
@@ -129,6 +138,11 @@ pub struct Presence {
     suffix_from: HashMap<String, u64>,
     epoch: u64,
     rate: Rate,
+    /// Who the other servers list.
+    peers: Peers,
+    /// Counts this server's seats taken and given up: orders its notices
+    /// and snapshots for the others.
+    seq: u64,
 }
 
 impl Presence {
@@ -141,6 +155,8 @@ impl Presence {
             suffix_from: HashMap::new(),
             epoch: 0,
             rate,
+            peers: Peers::default(),
+            seq: 0,
         }
     }
 
@@ -180,7 +196,7 @@ impl Presence {
         self.suffix_from.remove(key);
     }
 
-    fn hold(&mut self, session: SessionId, name: String) -> u64 {
+    fn hold(&mut self, session: SessionId, name: String, token: i64) -> u64 {
         let epoch = self.next_epoch();
         let key = fold(&name);
         self.by_session.insert(session, key.clone());
@@ -192,39 +208,58 @@ impl Presence {
                 seats: HashMap::new(),
                 epoch,
                 bucket: TokenBucket::full(self.rate),
+                token,
                 stored: VecDeque::new(),
             },
         );
         epoch
     }
 
-    /// A new login: gives out the first free name for `base` and holds it.
-    /// Returns the name and the epoch for the "never connected" timer.
-    pub fn claim(&mut self, session: SessionId, base: &str) -> (String, u64) {
-        let name = self.free_name(base);
-        let epoch = self.hold(session, name.clone());
+    /// A new login holds `wanted` (the name the shared database gave it
+    /// under `token`), or, should this server hold it already, the first
+    /// free name after it. Returns the name and the epoch for the "never
+    /// connected" timer.
+    pub fn claim(&mut self, session: SessionId, wanted: &str, token: i64) -> (String, u64) {
+        let name = self.free_name(wanted);
+        let epoch = self.hold(session, name.clone(), token);
         (name, epoch)
     }
 
-    /// A socket of `session` opened in `room`. `stored` is the name the
-    /// session had, `base` what the user typed at login.
+    /// Whether this server holds a name for the session.
+    pub fn holds(&self, session: &SessionId) -> bool {
+        self.by_session.contains_key(session)
+    }
+
+    /// The sessions this server holds names for.
+    pub fn sessions(&self) -> Vec<String> {
+        self.by_session
+            .keys()
+            .map(|id| id.as_str().to_string())
+            .collect()
+    }
+
+    /// A socket of `session` opened in `room`. A session not held here
+    /// holds `wanted` (claimed under `token`), or, should this server hold
+    /// it for another session, the next free suffix of `base`, what the
+    /// user typed at login.
     pub fn attach(
         &mut self,
         session: &SessionId,
         room: &str,
-        stored: &str,
+        wanted: &str,
         base: &str,
+        token: i64,
         max_tabs: usize,
     ) -> Result<Attached, TooManyTabs> {
         let mut renamed = false;
         if !self.by_session.contains_key(session) {
-            let name = if self.holders.contains_key(&fold(stored)) {
+            let name = if self.holders.contains_key(&fold(wanted)) {
                 self.free_name(base)
             } else {
-                stored.to_string()
+                wanted.to_string()
             };
-            renamed = name != stored;
-            self.hold(session.clone(), name);
+            renamed = name != wanted;
+            self.hold(session.clone(), name, token);
         }
         let epoch = self.next_epoch();
         let holder = self
@@ -304,6 +339,7 @@ impl Presence {
         }
         Some(Left {
             name,
+            freed: None,
             rooms: vec![room.to_string()],
         })
     }
@@ -340,21 +376,104 @@ impl Presence {
         }
         Some(Left {
             name: holder.name,
+            freed: Some(holder.token),
             rooms,
         })
     }
 
-    /// Who is online in any room: sorted, one entry per user.
+    /// Who is online in any room, here or on another server: sorted, one
+    /// entry per user.
     pub fn online(&self) -> Vec<String> {
-        self.online.iter().cloned().collect()
+        let mut names: BTreeSet<&str> = self.online.iter().map(String::as_str).collect();
+        names.extend(self.peers.names());
+        names.into_iter().map(str::to_string).collect()
     }
 
-    /// Who is in `room`: sorted, one entry per user.
+    /// Who is in `room`, here or on another server: sorted, one entry per
+    /// user.
     pub fn online_in(&self, room: &str) -> Vec<String> {
+        let mut names: BTreeSet<&str> = self
+            .rooms
+            .get(room)
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .collect();
+        names.extend(self.peers.in_room(room));
+        names.into_iter().map(str::to_string).collect()
+    }
+
+    /// Whether this server lists the seat.
+    fn listed_here(&self, (room, name): &peers::Seat) -> bool {
         self.rooms
             .get(room)
-            .map(|names| names.iter().cloned().collect())
-            .unwrap_or_default()
+            .is_some_and(|names| names.contains(name))
+    }
+
+    /// Whether another server lists the seat: a user who comes or goes here
+    /// is announced only when no other server lists them.
+    pub fn listed_elsewhere(&self, seat: &peers::Seat) -> bool {
+        self.peers.lists(seat)
+    }
+
+    /// Whether another server lists the user in any room.
+    pub fn listed_elsewhere_anywhere(&self, name: &str) -> bool {
+        self.peers.names().any(|listed| listed == name)
+    }
+
+    /// Counts a seat taken or given up here; the number for its notice.
+    pub fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
+    /// This server's seats, for its snapshot, and the change they are at.
+    pub fn snapshot(&self) -> (u64, Vec<peers::Seat>) {
+        let seats = self
+            .rooms
+            .iter()
+            .flat_map(|(room, names)| names.iter().map(|name| (room.clone(), name.clone())))
+            .collect();
+        (self.seq, seats)
+    }
+
+    /// Another server listed a user: whether this server's sockets in the
+    /// room should hear of it.
+    pub fn peer_joined(&mut self, node: &str, seq: u64, seat: peers::Seat) -> bool {
+        let here = self.listed_here(&seat);
+        self.peers.joined(node, seq, seat) && !here
+    }
+
+    /// Another server no longer lists a user: whether this server's
+    /// sockets in the room should hear of it.
+    pub fn peer_left(&mut self, node: &str, seq: u64, seat: &peers::Seat) -> bool {
+        self.peers.left(node, seq, seat) && !self.listed_here(seat)
+    }
+
+    /// Another server's snapshot: the seats to announce as joined and as
+    /// left here.
+    pub fn peer_snapshot(
+        &mut self,
+        node: &str,
+        seq: u64,
+        seats: BTreeSet<peers::Seat>,
+    ) -> (Vec<peers::Seat>, Vec<peers::Seat>) {
+        let (came, went) = self.peers.snapshot(node, seq, seats);
+        (
+            came.into_iter().filter(|s| !self.listed_here(s)).collect(),
+            went.into_iter().filter(|s| !self.listed_here(s)).collect(),
+        )
+    }
+
+    /// Another server is gone: the seats to announce as left here.
+    pub fn peer_gone(&mut self, node: &str) -> Vec<peers::Seat> {
+        let went = self.peers.gone(node);
+        went.into_iter().filter(|s| !self.listed_here(s)).collect()
+    }
+
+    /// The other servers heard from.
+    pub fn peer_nodes(&self) -> Vec<String> {
+        self.peers.nodes()
     }
 
     pub fn online_count(&self) -> usize {
@@ -430,42 +549,42 @@ mod tests {
     #[test]
     fn names_get_the_first_free_suffix_case_insensitively() {
         let mut p = Presence::new(RATE);
-        assert_eq!(p.claim(sid("a"), "John").0, "John");
-        assert_eq!(p.claim(sid("b"), "john").0, "john1");
-        assert_eq!(p.claim(sid("c"), "JOHN").0, "JOHN2");
+        assert_eq!(p.claim(sid("a"), "John", 0).0, "John");
+        assert_eq!(p.claim(sid("b"), "john", 0).0, "john1");
+        assert_eq!(p.claim(sid("c"), "JOHN", 0).0, "JOHN2");
         p.release(&sid("b"));
-        assert_eq!(p.claim(sid("d"), "John").0, "John1");
+        assert_eq!(p.claim(sid("d"), "John", 0).0, "John1");
     }
 
     #[test]
     fn suffixes_stay_first_free_after_releases() {
         let mut p = Presence::new(RATE);
         for i in 0..100 {
-            p.claim(sid(&format!("s{i}")), "a");
+            p.claim(sid(&format!("s{i}")), "a", 0);
         }
-        assert_eq!(p.claim(sid("x"), "a").0, "a100");
+        assert_eq!(p.claim(sid("x"), "a", 0).0, "a100");
         // Freed in the middle: the next login gets the lowest free number.
         p.release(&sid("s7"));
         p.release(&sid("s42"));
-        assert_eq!(p.claim(sid("y"), "A").0, "A7");
-        assert_eq!(p.claim(sid("z"), "a").0, "a42");
-        assert_eq!(p.claim(sid("w"), "a").0, "a101");
+        assert_eq!(p.claim(sid("y"), "A", 0).0, "A7");
+        assert_eq!(p.claim(sid("z"), "a", 0).0, "a42");
+        assert_eq!(p.claim(sid("w"), "a", 0).0, "a101");
         // A name typed with digits of its own frees a suffix of a shorter base.
         let mut p = Presence::new(RATE);
-        p.claim(sid("b0"), "b");
-        p.claim(sid("b1"), "b1");
-        assert_eq!(p.claim(sid("b2"), "b").0, "b2");
+        p.claim(sid("b0"), "b", 0);
+        p.claim(sid("b1"), "b1", 0);
+        assert_eq!(p.claim(sid("b2"), "b", 0).0, "b2");
         p.release(&sid("b1"));
-        assert_eq!(p.claim(sid("b3"), "b").0, "b1");
+        assert_eq!(p.claim(sid("b3"), "b", 0).0, "b1");
         // The base itself freed: it is given out again.
         p.release(&sid("b0"));
-        assert_eq!(p.claim(sid("b4"), "B").0, "B");
+        assert_eq!(p.claim(sid("b4"), "B", 0).0, "B");
     }
 
     #[test]
     fn a_resend_of_a_stored_message_is_free() {
         let mut p = Presence::new(RATE);
-        p.claim(sid("a"), "Ann");
+        p.claim(sid("a"), "Ann", 0);
         let now = Instant::now();
         while p.allow_frame(&sid("a"), Some("new"), now) {}
         p.remember_stored(&sid("a"), "sent");
@@ -482,9 +601,13 @@ mod tests {
         assert!(!p.allow_frame(&sid("a"), Some("sent"), now));
     }
 
-    fn left(name: &str, rooms: &[&str]) -> Option<Left> {
+    /// The rooms left, and the name's hold let go with its token (all
+    /// 0 here) when `freed`.
+    fn left(name: &str, rooms: &[&str], freed: bool) -> Option<Left> {
+        let freed = freed.then_some(0);
         Some(Left {
             name: name.into(),
+            freed,
             rooms: rooms.iter().map(|r| r.to_string()).collect(),
         })
     }
@@ -497,11 +620,11 @@ mod tests {
     #[test]
     fn tabs_are_one_user_and_leave_after_the_last() {
         let mut p = Presence::new(RATE);
-        p.claim(sid("a"), "Ann");
-        let first = p.attach(&sid("a"), "lobby", "Ann", "Ann", 10).unwrap();
+        p.claim(sid("a"), "Ann", 0);
+        let first = p.attach(&sid("a"), "lobby", "Ann", "Ann", 0, 10).unwrap();
         assert!(first.joined);
         assert!(
-            !p.attach(&sid("a"), "lobby", "Ann", "Ann", 10)
+            !p.attach(&sid("a"), "lobby", "Ann", "Ann", 0, 10)
                 .unwrap()
                 .joined
         );
@@ -512,7 +635,7 @@ mod tests {
         // A reload inside the grace period: the old timer is stale, and
         // the user never left.
         assert!(
-            !p.attach(&sid("a"), "lobby", "Ann", "Ann", 10)
+            !p.attach(&sid("a"), "lobby", "Ann", "Ann", 0, 10)
                 .unwrap()
                 .joined
         );
@@ -520,7 +643,7 @@ mod tests {
         let epoch = p.detach(&sid("a"), "lobby").unwrap();
         assert_eq!(
             p.expire_seat(&sid("a"), "lobby", epoch),
-            left("Ann", &["lobby"])
+            left("Ann", &["lobby"], true)
         );
         assert!(!holds(&p, "a"));
         assert!(p.online().is_empty());
@@ -530,15 +653,15 @@ mod tests {
     #[test]
     fn rooms_list_their_own_people_and_the_name_goes_with_the_last() {
         let mut p = Presence::new(RATE);
-        p.claim(sid("a"), "Ann");
-        p.claim(sid("b"), "Bob");
+        p.claim(sid("a"), "Ann", 0);
+        p.claim(sid("b"), "Bob", 0);
         assert!(
-            p.attach(&sid("a"), "rust", "Ann", "Ann", 10)
+            p.attach(&sid("a"), "rust", "Ann", "Ann", 0, 10)
                 .unwrap()
                 .joined
         );
         assert!(
-            p.attach(&sid("b"), "lobby", "Bob", "Bob", 10)
+            p.attach(&sid("b"), "lobby", "Bob", "Bob", 0, 10)
                 .unwrap()
                 .joined
         );
@@ -548,7 +671,7 @@ mod tests {
         // Ann moves from rust to the lobby: she joins it at once and leaves
         // rust once its grace is over, keeping her name.
         assert!(
-            p.attach(&sid("a"), "lobby", "Ann", "Ann", 10)
+            p.attach(&sid("a"), "lobby", "Ann", "Ann", 0, 10)
                 .unwrap()
                 .joined
         );
@@ -556,16 +679,20 @@ mod tests {
         assert_eq!(p.online_in("rust"), ["Ann"]);
         assert_eq!(
             p.expire_seat(&sid("a"), "rust", epoch),
-            left("Ann", &["rust"])
+            left("Ann", &["rust"], false)
         );
         assert!(holds(&p, "a"), "still in the lobby: the name stays");
         assert!(p.online_in("rust").is_empty());
         assert_eq!(p.online_in("lobby"), ["Ann", "Bob"]);
         // A logout leaves every room at once.
-        assert!(p.attach(&sid("a"), "go", "Ann", "Ann", 10).unwrap().joined);
+        assert!(
+            p.attach(&sid("a"), "go", "Ann", "Ann", 0, 10)
+                .unwrap()
+                .joined
+        );
         let mut gone = p.release(&sid("a")).unwrap();
         gone.rooms.sort();
-        assert_eq!(Some(gone), left("Ann", &["go", "lobby"]));
+        assert_eq!(Some(gone), left("Ann", &["go", "lobby"], true));
         assert!(!holds(&p, "a"));
         assert_eq!(p.online(), ["Bob"]);
         assert!(p.online_in("go").is_empty());
@@ -574,23 +701,23 @@ mod tests {
     #[test]
     fn a_name_never_connected_is_freed_by_its_timer_only() {
         let mut p = Presence::new(RATE);
-        let (_, epoch) = p.claim(sid("a"), "Ann");
-        assert_eq!(p.expire(&sid("a"), epoch), left("Ann", &[]));
+        let (_, epoch) = p.claim(sid("a"), "Ann", 0);
+        assert_eq!(p.expire(&sid("a"), epoch), left("Ann", &[], true));
         assert!(!holds(&p, "a"));
-        let (_, epoch) = p.claim(sid("b"), "Bob");
-        p.attach(&sid("b"), "lobby", "Bob", "Bob", 10).unwrap();
+        let (_, epoch) = p.claim(sid("b"), "Bob", 0);
+        p.attach(&sid("b"), "lobby", "Bob", "Bob", 0, 10).unwrap();
         assert_eq!(p.expire(&sid("b"), epoch), None);
     }
 
     #[test]
     fn the_eleventh_tab_is_refused() {
         let mut p = Presence::new(RATE);
-        p.claim(sid("a"), "Ann");
+        p.claim(sid("a"), "Ann", 0);
         for _ in 0..10 {
-            p.attach(&sid("a"), "lobby", "Ann", "Ann", 10).unwrap();
+            p.attach(&sid("a"), "lobby", "Ann", "Ann", 0, 10).unwrap();
         }
         assert_eq!(
-            p.attach(&sid("a"), "rust", "Ann", "Ann", 10),
+            p.attach(&sid("a"), "rust", "Ann", "Ann", 0, 10),
             Err(TooManyTabs)
         );
     }
@@ -598,20 +725,20 @@ mod tests {
     #[test]
     fn a_returning_session_gets_its_name_back_or_a_new_suffix() {
         let mut p = Presence::new(RATE);
-        let back = p.attach(&sid("a"), "lobby", "Ann", "Ann", 10).unwrap();
+        let back = p.attach(&sid("a"), "lobby", "Ann", "Ann", 0, 10).unwrap();
         assert_eq!((back.name.as_str(), back.renamed), ("Ann", false));
         p.release(&sid("a"));
-        p.claim(sid("b"), "Ann");
-        let back = p.attach(&sid("a"), "lobby", "Ann", "Ann", 10).unwrap();
+        p.claim(sid("b"), "Ann", 0);
+        let back = p.attach(&sid("a"), "lobby", "Ann", "Ann", 0, 10).unwrap();
         assert_eq!((back.name.as_str(), back.renamed), ("Ann1", true));
     }
 
     #[test]
     fn typing_is_passed_on_at_most_once_a_second_per_room() {
         let mut p = Presence::new(RATE);
-        p.claim(sid("a"), "Ann");
-        p.attach(&sid("a"), "lobby", "Ann", "Ann", 10).unwrap();
-        p.attach(&sid("a"), "rust", "Ann", "Ann", 10).unwrap();
+        p.claim(sid("a"), "Ann", 0);
+        p.attach(&sid("a"), "lobby", "Ann", "Ann", 0, 10).unwrap();
+        p.attach(&sid("a"), "rust", "Ann", "Ann", 0, 10).unwrap();
         let start = Instant::now();
         assert_eq!(p.typing(&sid("a"), "lobby", start).as_deref(), Some("Ann"));
         let flood = (1..100)
@@ -633,7 +760,7 @@ mod tests {
     #[test]
     fn the_bucket_allows_a_burst_then_the_rate() {
         let mut p = Presence::new(RATE);
-        p.claim(sid("a"), "Ann");
+        p.claim(sid("a"), "Ann", 0);
         let start = Instant::now();
         let allowed = (0..20)
             .filter(|_| p.allow_frame(&sid("a"), None, start))

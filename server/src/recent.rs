@@ -1,8 +1,8 @@
 //! The newest messages of every room, kept in memory: a `welcome` and most
 //! resumes are answered from here instead of a database read per connection.
 //!
-//! The one message writer appends each stored message before it broadcasts
-//! it, so the window always ends at the newest stored id. One window for all
+//! Delivery appends each stored entry before it broadcasts it, so the
+//! window always ends at the newest delivered id. One window for all
 //! rooms keeps memory bounded however many rooms there are: busy rooms are
 //! answered from it, a quiet room whose messages slid out reads the store.
 
@@ -20,6 +20,9 @@ pub struct Recent {
     capacity: usize,
     /// Every stored entry with an id above this is in `entries`.
     complete_after: i64,
+    /// Every id up to this has been delivered, when that is beyond the
+    /// last entry (the newest ids were a deleted message's own rows).
+    reached: i64,
 }
 
 impl Recent {
@@ -34,6 +37,7 @@ impl Recent {
             entries: VecDeque::with_capacity(capacity),
             capacity,
             complete_after,
+            reached: 0,
         };
         recent.extend(newest);
         recent
@@ -81,9 +85,17 @@ impl Recent {
         entries.into_iter().for_each(|e| self.push(e));
     }
 
-    /// The newest stored id, message or change (0 when nothing is stored).
+    /// Every id up to `id` has been delivered.
+    pub fn reached(&mut self, id: i64) {
+        self.reached = self.reached.max(id);
+    }
+
+    /// The newest delivered id, message or change (0 when nothing is stored).
     pub fn newest_id(&self) -> i64 {
-        self.entries.back().map_or(self.complete_after, Entry::id)
+        self.entries
+            .back()
+            .map_or(self.complete_after, Entry::id)
+            .max(self.reached)
     }
 
     /// The newest `limit` messages of `room` as they now are, oldest first,

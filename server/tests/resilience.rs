@@ -16,10 +16,10 @@ use std::{
 
 use app::protocol::ServerFrame;
 use common::{
-    history_at, login_at, open_socket, wait_for_health, Client, Received, Session, TestServer,
+    free_addr, history_at, login_at, open_socket, Client, Received, ServerProcess, Session,
+    TestServer,
 };
 use tokio::{
-    process::{Child, Command},
     sync::Barrier,
     time::{timeout, Instant},
 };
@@ -43,7 +43,9 @@ impl Dice {
 
 /// What one client does.
 struct Plan {
-    addr: SocketAddr,
+    /// The servers it may reach: each connection goes to one at random,
+    /// as behind a load balancer.
+    addrs: Vec<SocketAddr>,
     session: Session,
     room: &'static str,
     /// Messages this client sends (`None`: it only reads).
@@ -127,7 +129,8 @@ async fn run_client(plan: Plan) -> Tally {
     let mut started = false;
     loop {
         let after = tally.ids.last().copied().unwrap_or(0);
-        let mut client = reconnect(plan.addr, &plan.session, plan.room, after).await;
+        let addr = plan.addrs[dice.roll(plan.addrs.len() as u64) as usize];
+        let mut client = reconnect(addr, &plan.session, plan.room, after).await;
         match client.receive().await {
             Received::Frame(ServerFrame::Welcome { history, .. }) => {
                 for message in history {
@@ -230,6 +233,32 @@ async fn stored(
 /// client ends with exactly its room's stored messages, in order, once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cut_connections_lose_nothing_and_repeat_nothing() {
+    let server = TestServer::start_with(unlimited_rate).await;
+    cut_connections_at_random(&[&server], "fault test").await;
+}
+
+/// The same across two servers sharing PostgreSQL and Redis: senders and
+/// readers on both, each connection to either: every reader ends with every
+/// id once, in id order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cut_connections_across_two_servers_lose_nothing_and_repeat_nothing() {
+    let cluster = common::Cluster::new().await;
+    let a = cluster.start(unlimited_rate).await;
+    let b = cluster.start(unlimited_rate).await;
+    cut_connections_at_random(&[&a, &b], "fault test across two servers").await;
+    a.stop().await;
+    b.stop().await;
+    cluster.done().await;
+}
+
+fn unlimited_rate(config: &mut server::config::Config) {
+    config.rate_per_sec = 1_000_000.0;
+    config.rate_burst = 1_000_000.0;
+}
+
+/// 20 clients in two rooms, 4 of them sending 500 messages each, their
+/// connections cut at random and resumed on any of `servers`.
+async fn cut_connections_at_random(servers: &[&TestServer], name: &str) {
     const CLIENTS: usize = 20;
     const SENDERS: usize = 4;
     const PER_SENDER: usize = 500;
@@ -238,19 +267,18 @@ async fn cut_connections_lose_nothing_and_repeat_nothing() {
     // Clients (senders too) alternate between the rooms.
     let room_of = |n: usize| ROOMS[n % ROOMS.len()];
     let per_room = TOTAL / ROOMS.len();
+    let addrs: Vec<SocketAddr> = servers.iter().map(|server| server.addr()).collect();
+    let server = servers[0];
 
-    let server = TestServer::start_with(|config| {
-        config.rate_per_sec = 1_000_000.0;
-        config.rate_burst = 1_000_000.0;
-    })
-    .await;
     let start = Arc::new(Barrier::new(CLIENTS));
     let acked = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for n in 0..CLIENTS {
-        let session = server.login(&format!("client{n}")).await;
+        let session = servers[n % servers.len()]
+            .login(&format!("client{n}"))
+            .await;
         let plan = Plan {
-            addr: server.addr(),
+            addrs: addrs.clone(),
             session,
             room: room_of(n),
             sends: (n < SENDERS).then_some(Sends {
@@ -321,47 +349,24 @@ async fn cut_connections_lose_nothing_and_repeat_nothing() {
         "the connections were really cut ({cuts} cuts)"
     );
     eprintln!(
-        "fault test: {CLIENTS} clients in 2 rooms, {TOTAL} messages sent, {delivered} \
+        "{name}: {CLIENTS} clients in 2 rooms, {TOTAL} messages sent, {delivered} \
          delivered (expected {}), 0 lost, 0 duplicated, {cuts} connections cut, \
          {reconnects} resumes",
         CLIENTS * per_room
     );
 }
 
-/// The server binary as a child process, for a real SIGTERM.
-struct Process {
-    child: Child,
-}
-
-impl Process {
-    async fn start(addr: SocketAddr, database: &str) -> Self {
-        let child = Command::new(env!("CARGO_BIN_EXE_server"))
-            .env("BIND", addr.to_string())
-            .env("DATABASE_URL", database)
-            .env("RATE_PER_SEC", "1000000")
-            .env("RATE_BURST", "1000000")
-            .env("RUST_LOG", "warn")
-            .kill_on_drop(true)
-            .spawn()
-            .expect("the server binary starts");
-        wait_for_health(&reqwest::Client::new(), addr, SCENARIO_TIMEOUT, || true).await;
-        Self { child }
-    }
-
-    /// SIGTERM, then the exit status.
-    async fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().expect("a running child");
-        let killed = Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .await
-            .expect("kill runs");
-        assert!(killed.success());
-        timeout(Duration::from_secs(30), self.child.wait())
-            .await
-            .expect("the server exits after SIGTERM")
-            .expect("an exit status")
-    }
+/// The server binary on `addr` with its own SQLite file, no rate limit.
+async fn process(addr: SocketAddr, database: &str) -> ServerProcess {
+    ServerProcess::start(
+        addr,
+        &[
+            ("DATABASE_URL", database),
+            ("RATE_PER_SEC", "1000000"),
+            ("RATE_BURST", "1000000"),
+        ],
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -371,11 +376,8 @@ async fn a_restart_mid_stream_loses_no_acknowledged_message() {
 
     let dir = tempfile::tempdir().expect("a temporary directory");
     let database = format!("sqlite://{}/chat.db", dir.path().display());
-    let addr = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-        probe.local_addr().expect("its address")
-    };
-    let first = Process::start(addr, &database).await;
+    let addr = free_addr();
+    let first = process(addr, &database).await;
     let http = reqwest::Client::new();
 
     let start = Arc::new(Barrier::new(WATCHERS + 1));
@@ -384,7 +386,7 @@ async fn a_restart_mid_stream_loses_no_acknowledged_message() {
     for n in 0..=WATCHERS {
         let session = login_at(&http, addr, &format!("person{n}")).await;
         tasks.push(tokio::spawn(run_client(Plan {
-            addr,
+            addrs: vec![addr],
             session,
             room: "rust",
             sends: (n == 0).then_some(Sends {
@@ -412,7 +414,7 @@ async fn a_restart_mid_stream_loses_no_acknowledged_message() {
         status.success(),
         "SIGTERM ends the server cleanly: {status}"
     );
-    let _second = Process::start(addr, &database).await;
+    let _second = process(addr, &database).await;
 
     let tallies = timeout(SCENARIO_TIMEOUT, futures::future::join_all(tasks))
         .await
@@ -547,11 +549,14 @@ async fn a_welcome_that_is_never_read_pins_nothing() {
     let writer = server.login("Writer").await;
     let (mut writing, _) = server.join(&writer).await;
     // 1,000 messages of 2,000 four-byte characters: 8 MB of history.
+    // In tens, read as they go: the writer is not the slow reader here.
     let body = "😀".repeat(2_000);
-    for n in 0..1_000 {
-        writing.say_with_id(&body, &format!("c{n}")).await;
+    for ten in 0..100 {
+        for n in ten * 10..ten * 10 + 10 {
+            writing.say_with_id(&body, &format!("c{n}")).await;
+        }
+        writing.wait_for_ack(&format!("c{}", ten * 10 + 9)).await;
     }
-    writing.wait_for_ack("c999").await;
 
     // Someone reads the whole history: a megabyte at most, then `complete:false`.
     let reader = server.login("Reader").await;
@@ -700,11 +705,13 @@ async fn shutdown_stores_every_message_it_had_accepted() {
     assert_eq!(stored, QUEUED as i64, "every accepted message is stored");
 }
 
-/// When the database refuses a batch for good, its senders are told (1011)
-/// and resend after reconnecting; nothing acked is lost, the failure is
-/// counted, and shutdown does not claim everything was stored.
+/// When the database refuses a batch for good, its senders are told with
+/// an `unavailable` error naming the message (not an ack, not a closed
+/// socket) and send it again on the same socket once the database is back;
+/// nothing acked is lost, the failure is counted, and shutdown does not
+/// claim everything was stored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_batch_the_database_refuses_closes_its_senders_to_resend() {
+async fn a_batch_the_database_refuses_is_refused_with_a_clear_error() {
     use sqlx::Connection as _;
     let server = TestServer::start().await;
     let alice = server.login("Alice").await;
@@ -721,12 +728,24 @@ async fn a_batch_the_database_refuses_closes_its_senders_to_resend() {
     .await
     .expect("the trigger");
     alice_socket.say_with_id("lost in transit", "c1").await;
-    let (code, reason, frames) = alice_socket.expect_close_with_frames().await;
-    assert_eq!(code, 1011, "{reason}");
+    let (before, refused) = alice_socket
+        .frames_until(|frame| matches!(frame, ServerFrame::Error { .. }))
+        .await;
     assert!(
-        !frames.iter().any(|f| matches!(f, ServerFrame::Ack { .. })),
-        "nothing acked: {frames:?}"
+        !before.iter().any(|f| matches!(f, ServerFrame::Ack { .. })),
+        "nothing acked: {before:?}"
     );
+    let ServerFrame::Error {
+        code,
+        message,
+        client_id,
+    } = refused
+    else {
+        unreachable!("the predicate only matches errors");
+    };
+    assert_eq!(code, app::protocol::ErrorCode::Unavailable);
+    assert_eq!(client_id.as_deref(), Some("c1"));
+    assert!(message.contains("cannot store"), "{message}");
     assert_eq!(
         server.metric("chat_unstored_messages_total").await,
         Some(1.0)
@@ -736,10 +755,11 @@ async fn a_batch_the_database_refuses_closes_its_senders_to_resend() {
         .execute(&mut db)
         .await
         .expect("the repair");
-    let (mut alice_socket, welcome) = server.resume(&alice, 0).await;
-    assert!(welcome.history.is_empty());
+    // The same socket, the same client_id: stored once, acked, delivered.
     let id = alice_socket.post("lost in transit", "c1").await;
     assert_eq!(bob_socket.wait_for_message("lost in transit").await.id, id);
+    let (_, welcome) = server.resume(&bob, 0).await;
+    assert_eq!(welcome.history.len(), 1);
 
     let stopped = server.stop_result().await;
     let error = stopped.expect_err("shutdown reports the unstored message");

@@ -7,17 +7,15 @@ mod common;
 
 use std::sync::Arc;
 
-use common::TestServer;
+use common::{postgres_schema, TestServer};
 
 use server::{
     search,
     store::{
-        self, Entry, NewChange, NewMessage, ReadMark, SessionRow, Store, Write, WriteRefused,
-        Written,
+        self, Entry, NameClaim, NewChange, NewMessage, ReadMark, SessionRow, Store, Write,
+        WriteRefused, Written,
     },
 };
-
-const POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
 
 /// A fresh SQLite store in a temporary folder (kept alive with it).
 async fn sqlite() -> (Arc<dyn Store>, tempfile::TempDir) {
@@ -44,31 +42,6 @@ impl Postgres {
             .await
             .expect("the test's schema is dropped");
     }
-}
-
-/// A URL of the machine's PostgreSQL for a schema no other test uses, the
-/// schema made, and a connection to drop it with.
-async fn postgres_schema() -> (String, sqlx::PgPool, String) {
-    let base = std::env::var("TEST_POSTGRES_URL").unwrap_or_else(|_| POSTGRES.to_string());
-    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| since.subsec_nanos());
-    let schema = format!(
-        "chat_test_{}_{nanos}_{}",
-        std::process::id(),
-        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    );
-    let admin = sqlx::PgPool::connect(&base)
-        .await
-        .unwrap_or_else(|error| panic!("PostgreSQL at {base} cannot be reached: {error}"));
-    sqlx::query(&format!("CREATE SCHEMA {schema}"))
-        .execute(&admin)
-        .await
-        .expect("a schema of its own");
-    let separator = if base.contains('?') { '&' } else { '?' };
-    let url = format!("{base}{separator}options[search_path]={schema},public");
-    (url, admin, schema)
 }
 
 /// A fresh PostgreSQL store in a schema no other test uses.
@@ -176,7 +149,8 @@ async fn the_log_is_kept(store: &dyn Store) {
         ])
         .await
         .unwrap();
-    let ids: Vec<(i64, bool)> = written.iter().map(posted).collect();
+    assert_eq!(written.prev, 0, "an empty log before the first batch");
+    let ids: Vec<(i64, bool)> = written.written.iter().map(posted).collect();
     assert!(ids[0].0 < ids[1].0 && ids[1].0 < ids[2].0, "{ids:?}");
     assert_eq!(ids[3], (ids[0].0, false), "a client_id stored once");
     let (hello, second) = (ids[0].0, ids[2].0);
@@ -199,6 +173,8 @@ async fn the_log_is_kept(store: &dyn Store) {
         ])
         .await
         .unwrap();
+    assert_eq!(changes.prev, second, "the newest id before the batch");
+    let changes = changes.written;
     assert_eq!(changes[0], Written::Refused(WriteRefused::Forbidden));
     let Written::Changed(Entry::Edited { id: edit, message }) = &changes[1] else {
         panic!("an edit: {:?}", changes[1]);
@@ -226,6 +202,20 @@ async fn the_log_is_kept(store: &dyn Store) {
     assert!(matches!(&after[0], Entry::Edited { id, .. } if id == edit));
     assert!(matches!(&after[1], Entry::Deleted { message_id, .. } if *message_id == second));
     assert_eq!(store.newest(10).await.unwrap().len(), 4);
+    // Every room's log after an id, in order: what another server reads.
+    let since: Vec<i64> = store
+        .since(hello, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(Entry::id)
+        .collect();
+    assert_eq!(
+        since,
+        [ids[1].0, *edit, edit + 1],
+        "Bob's message, the edit, the deletion"
+    );
+    assert_eq!(store.since(hello, 1).await.unwrap().len(), 1);
 
     // Unread: Ann read the lobby up to her first message, Bob's room not at all.
     store
@@ -282,7 +272,7 @@ async fn the_log_is_kept(store: &dyn Store) {
         .append(&[post("bob", "rust", "Crème brûlée à Zürich", "b3")])
         .await
         .unwrap();
-    posted(&accents[0]);
+    posted(&accents.written[0]);
     assert_eq!(
         texts_found(store, "creme zurich", None).await,
         ["Crème brûlée à Zürich"]
@@ -291,6 +281,122 @@ async fn the_log_is_kept(store: &dyn Store) {
         texts_found(store, "BRULEE", Some("rust")).await,
         ["Crème brûlée à Zürich"]
     );
+}
+
+/// A claim of `base` by `session` at `now`, held for a minute.
+fn claim<'a>(session: &'a str, base: &'a str, token: i64, now: i64) -> NameClaim<'a> {
+    NameClaim {
+        session,
+        preferred: None,
+        base,
+        token,
+        now,
+        until: now + 60_000,
+    }
+}
+
+/// Names: one holder each, whatever the case; a session's own name back;
+/// a hold let go only under its own token, renewed, or lapsed.
+async fn names_are_held_once(store: Arc<dyn Store>) {
+    let now = 1_000_000;
+    assert_eq!(
+        store
+            .claim_name(&claim("s1", "John", 1, now))
+            .await
+            .unwrap(),
+        "John"
+    );
+    assert_eq!(
+        store
+            .claim_name(&claim("s2", "john", 2, now))
+            .await
+            .unwrap(),
+        "john1"
+    );
+    let again = NameClaim {
+        preferred: Some("John"),
+        ..claim("s1", "John", 3, now)
+    };
+    assert_eq!(store.claim_name(&again).await.unwrap(), "John", "its own");
+    store.release_name("s1", 1).await.unwrap();
+    assert_eq!(
+        store
+            .claim_name(&claim("s3", "John", 4, now))
+            .await
+            .unwrap(),
+        "John2",
+        "an old token lets nothing go"
+    );
+    store.release_name("s1", 3).await.unwrap();
+    assert_eq!(
+        store
+            .claim_name(&claim("s4", "JOHN", 5, now))
+            .await
+            .unwrap(),
+        "JOHN"
+    );
+    // A minute on, only the renewed holds stand.
+    store
+        .renew_names(&["s2".to_string()], now + 120_000)
+        .await
+        .unwrap();
+    let later = now + 60_001;
+    assert_eq!(
+        store
+            .claim_name(&claim("s5", "John", 6, later))
+            .await
+            .unwrap(),
+        "John"
+    );
+    assert_eq!(
+        store
+            .claim_name(&claim("s6", "John", 7, later))
+            .await
+            .unwrap(),
+        "John2"
+    );
+    // Logging out lets go of the name.
+    store.create_session(&session("s5", "John")).await.unwrap();
+    store.delete_session("s5").await.unwrap();
+    assert_eq!(
+        store
+            .claim_name(&claim("s7", "john", 8, later))
+            .await
+            .unwrap(),
+        "john"
+    );
+    // Claims at the same instant never share a name.
+    let claims = (0..8).map(|n| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let session = format!("c{n}");
+            store
+                .claim_name(&claim(&session, "Zed", n, later))
+                .await
+                .unwrap()
+        })
+    });
+    let mut names: Vec<String> = futures::future::join_all(claims)
+        .await
+        .into_iter()
+        .map(|name| name.expect("a claim"))
+        .collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), 8, "{names:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_holds_names_once() {
+    let (store, _dir) = sqlite().await;
+    names_are_held_once(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_holds_names_once() {
+    let postgres = postgres().await;
+    names_are_held_once(postgres.store.clone()).await;
+    postgres.done().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use app::protocol::{ChatMessage, ServerFrame};
 use async_trait::async_trait;
 
-use crate::search::Plan;
+use crate::{names::fold, search::Plan};
 
 pub use sqlite::SqliteStore;
 
@@ -23,6 +23,8 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("the server is stopping")]
     Stopping,
+    #[error("no free name found: too many taken at once")]
+    NoFreeName,
     #[error("unsupported database URL (expected sqlite://... or postgres://...): {0}")]
     UnsupportedUrl(String),
 }
@@ -100,8 +102,9 @@ impl Write {
 }
 
 /// One entry of a room's log, in id order: a message as it now is, or a
-/// change to an earlier one.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// change to an earlier one. Serialised as servers tell each other of it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Entry {
     Message(ChatMessage),
     /// The edit `id`; `message` is the message as that edit left it (read
@@ -185,6 +188,53 @@ pub enum Written {
     Refused(WriteRefused),
 }
 
+/// A claim of a name (see [`Store::claim_name`]).
+#[derive(Debug, Clone)]
+pub struct NameClaim<'a> {
+    pub session: &'a str,
+    pub preferred: Option<&'a str>,
+    pub base: &'a str,
+    pub token: i64,
+    pub now: i64,
+    pub until: i64,
+}
+
+/// A claim gives up after this many names taken under its feet.
+const CLAIM_ATTEMPTS: usize = 100;
+
+impl NameClaim<'_> {
+    /// The first name to try: `preferred`, then `base`, `base1`, ... not
+    /// in `held` (folded names).
+    fn first_free(&self, held: &std::collections::HashSet<String>) -> String {
+        if let Some(preferred) = self.preferred {
+            if !held.contains(&fold(preferred)) {
+                return preferred.to_string();
+            }
+        }
+        std::iter::once(self.base.to_string())
+            .chain((1..).map(|n| format!("{}{n}", self.base)))
+            .find(|name| !held.contains(&fold(name)))
+            .unwrap_or_else(|| self.base.to_string())
+    }
+
+    /// The folded base and its length in characters, for the query of
+    /// the names held that start with it.
+    fn base_key(&self) -> (String, i64) {
+        let key = fold(self.base);
+        let chars = i64::try_from(key.chars().count()).unwrap_or(i64::MAX);
+        (key, chars)
+    }
+}
+
+/// A batch as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    /// The log's newest id before the batch (0 for an empty log).
+    pub prev: i64,
+    /// What became of each write, in order.
+    pub written: Vec<Written>,
+}
+
 /// A session has read a room up to `id`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadMark {
@@ -228,8 +278,19 @@ pub trait Store: Send + Sync + 'static {
         unclaimed_before: i64,
     ) -> Result<Vec<String>, StoreError>;
     async fn rename_session(&self, id: &str, username: &str) -> Result<(), StoreError>;
-    /// True when the session existed.
+    /// True when the session existed. Its name is let go as well.
     async fn delete_session(&self, id: &str) -> Result<bool, StoreError>;
+
+    /// Holds a name for `session` until `until` (milliseconds since the
+    /// Unix epoch) under `token`: `preferred` unless another session holds
+    /// it, else the first free of `base`, `base1`, `base2`, ... (case does
+    /// not count; a hold that lapsed by `now` is free). Two sessions never
+    /// hold one name, whichever servers ask; the session's other holds go.
+    async fn claim_name(&self, claim: &NameClaim<'_>) -> Result<String, StoreError>;
+    /// Renews the holds of these sessions until `until`.
+    async fn renew_names(&self, sessions: &[String], until: i64) -> Result<(), StoreError>;
+    /// Lets go of the session's name, if it is still held under `token`.
+    async fn release_name(&self, session: &str, token: i64) -> Result<(), StoreError>;
 
     /// Records first visits (`id`: what counts as read from then on; a
     /// room visited before keeps its mark), then moves read marks forward
@@ -244,7 +305,13 @@ pub trait Store: Send + Sync + 'static {
     /// Stores a batch in one transaction (one sync to disk), in order: new
     /// messages, and edits and deletions of messages (each with a new id in
     /// the same sequence; the message itself is changed in place).
-    async fn append(&self, batch: &[Write]) -> Result<Vec<Written>, StoreError>;
+    /// Batches of several servers are stored one at a time, so ids are
+    /// committed in increasing order: once a batch is stored, every id up
+    /// to its `prev` can be read.
+    async fn append(&self, batch: &[Write]) -> Result<Stored, StoreError>;
+    /// Every room's entries with ids above `after`, oldest first, at most
+    /// `limit`: what another server stored, read in id order.
+    async fn since(&self, after: i64, limit: usize) -> Result<Vec<Entry>, StoreError>;
     /// The newest `limit` entries of every room, oldest first.
     async fn newest(&self, limit: usize) -> Result<Vec<Entry>, StoreError>;
     /// The newest `limit` messages of a room as they now are, oldest first.

@@ -17,10 +17,10 @@ use super::{
         entries, limit, message, messages, oldest_first, DELETED_MESSAGE, DELETION, EDIT, MESSAGE,
         SELECT_ENTRY, SELECT_MESSAGE,
     },
-    Appended, Entry, NewChange, NewMessage, ReadMark, SessionRecord, SessionRow, Store, StoreError,
-    Write, WriteRefused, Written,
+    Appended, Entry, NameClaim, NewChange, NewMessage, ReadMark, SessionRecord, SessionRow, Store,
+    StoreError, Stored, Write, WriteRefused, Written, CLAIM_ATTEMPTS,
 };
-use crate::{search::Plan, session};
+use crate::{names::fold, search::Plan, session};
 
 /// Connections per node: the writer, the readers of history and sessions.
 const POOL_SIZE: u32 = 8;
@@ -178,11 +178,83 @@ impl Store for PostgresStore {
     }
 
     async fn delete_session(&self, id: &str) -> Result<bool, StoreError> {
+        sqlx::query("DELETE FROM held_names WHERE session_id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
         let done = sqlx::query("DELETE FROM sessions WHERE id = $1")
             .bind(id)
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() > 0)
+    }
+
+    async fn claim_name(&self, claim: &NameClaim<'_>) -> Result<String, StoreError> {
+        let (base, chars) = claim.base_key();
+        let preferred = claim.preferred.map(fold).unwrap_or_default();
+        let rows = sqlx::query(
+            "SELECT name_key FROM held_names WHERE held_until > $1 AND session_id <> $2 \
+             AND (name_key = $3 OR substr(name_key, 1, $4::int) = $5)",
+        )
+        .bind(claim.now)
+        .bind(claim.session)
+        .bind(&preferred)
+        .bind(chars)
+        .bind(&base)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut held = rows
+            .iter()
+            .map(|row| row.try_get("name_key"))
+            .collect::<Result<std::collections::HashSet<String>, _>>()?;
+        for _ in 0..CLAIM_ATTEMPTS {
+            let name = claim.first_free(&held);
+            let key = fold(&name);
+            let taken = sqlx::query(
+                "INSERT INTO held_names (name_key, session_id, token, held_until) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (name_key) DO UPDATE SET \
+                 session_id = excluded.session_id, token = excluded.token, \
+                 held_until = excluded.held_until \
+                 WHERE held_names.held_until <= $5 OR held_names.session_id = excluded.session_id",
+            )
+            .bind(&key)
+            .bind(claim.session)
+            .bind(claim.token)
+            .bind(claim.until)
+            .bind(claim.now)
+            .execute(&self.pool)
+            .await?;
+            if taken.rows_affected() == 0 {
+                // Another session took it since the names were read.
+                held.insert(key);
+                continue;
+            }
+            sqlx::query("DELETE FROM held_names WHERE session_id = $1 AND name_key <> $2")
+                .bind(claim.session)
+                .bind(&key)
+                .execute(&self.pool)
+                .await?;
+            return Ok(name);
+        }
+        Err(StoreError::NoFreeName)
+    }
+
+    async fn renew_names(&self, sessions: &[String], until: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE held_names SET held_until = $1 WHERE session_id = ANY($2)")
+            .bind(until)
+            .bind(sessions)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn release_name(&self, session: &str, token: i64) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM held_names WHERE session_id = $1 AND token = $2")
+            .bind(session)
+            .bind(token)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     async fn record_reads(
@@ -251,8 +323,18 @@ impl Store for PostgresStore {
             .collect::<Result<_, sqlx::Error>>()?)
     }
 
-    async fn append(&self, batch: &[Write]) -> Result<Vec<Written>, StoreError> {
+    async fn append(&self, batch: &[Write]) -> Result<Stored, StoreError> {
         let mut tx = self.pool.begin().await?;
+        // One batch at a time across every server: ids are taken under the
+        // lock, so they are committed in increasing order and a reader
+        // never sees an id before a smaller one still to come.
+        // (Keyed by the schema: chats in other schemas do not wait.)
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('chat append ' || current_schema()))")
+            .execute(&mut *tx)
+            .await?;
+        let prev: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM messages")
+            .fetch_one(&mut *tx)
+            .await?;
         let mut out = Vec::with_capacity(batch.len());
         for write in batch {
             let written = match write {
@@ -272,7 +354,19 @@ impl Store for PostgresStore {
             .await?;
         }
         tx.commit().await?;
-        Ok(out)
+        Ok(Stored { prev, written: out })
+    }
+
+    async fn since(&self, after: i64, n: usize) -> Result<Vec<Entry>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "{SELECT_ENTRY} WHERE m.id > $1 \
+             AND m.kind IN ({MESSAGE}, {EDIT}, {DELETION}) ORDER BY m.id LIMIT $2"
+        ))
+        .bind(after)
+        .bind(limit(n))
+        .fetch_all(&self.pool)
+        .await?;
+        entries(&rows)
     }
 
     async fn newest(&self, n: usize) -> Result<Vec<Entry>, StoreError> {

@@ -14,10 +14,10 @@ use super::{
         entries, limit, message, messages, oldest_first, DELETED_MESSAGE, DELETION, EDIT, MESSAGE,
         SELECT_ENTRY, SELECT_MESSAGE,
     },
-    Appended, Entry, NewChange, NewMessage, ReadMark, SessionRecord, SessionRow, Store, StoreError,
-    Write, WriteRefused, Written,
+    Appended, Entry, NameClaim, NewChange, NewMessage, ReadMark, SessionRecord, SessionRow, Store,
+    StoreError, Stored, Write, WriteRefused, Written, CLAIM_ATTEMPTS,
 };
-use crate::{search::Plan, session};
+use crate::{names::fold, search::Plan, session};
 
 /// Readers (history, sessions) run side by side; SQLite still writes one at a time.
 const POOL_SIZE: u32 = 4;
@@ -141,11 +141,87 @@ impl Store for SqliteStore {
     }
 
     async fn delete_session(&self, id: &str) -> Result<bool, StoreError> {
+        sqlx::query("DELETE FROM held_names WHERE session_id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
         let done = sqlx::query("DELETE FROM sessions WHERE id = ?")
             .bind(id)
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() > 0)
+    }
+
+    async fn claim_name(&self, claim: &NameClaim<'_>) -> Result<String, StoreError> {
+        let (base, chars) = claim.base_key();
+        let preferred = claim.preferred.map(fold).unwrap_or_default();
+        let rows = sqlx::query(
+            "SELECT name_key FROM held_names WHERE held_until > ? AND session_id <> ? \
+             AND (name_key = ? OR substr(name_key, 1, ?) = ?)",
+        )
+        .bind(claim.now)
+        .bind(claim.session)
+        .bind(&preferred)
+        .bind(chars)
+        .bind(&base)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut held = rows
+            .iter()
+            .map(|row| row.try_get("name_key"))
+            .collect::<Result<std::collections::HashSet<String>, _>>()?;
+        for _ in 0..CLAIM_ATTEMPTS {
+            let name = claim.first_free(&held);
+            let key = fold(&name);
+            let taken = sqlx::query(
+                "INSERT INTO held_names (name_key, session_id, token, held_until) \
+                 VALUES (?, ?, ?, ?) ON CONFLICT (name_key) DO UPDATE SET \
+                 session_id = excluded.session_id, token = excluded.token, \
+                 held_until = excluded.held_until \
+                 WHERE held_names.held_until <= ? OR held_names.session_id = excluded.session_id",
+            )
+            .bind(&key)
+            .bind(claim.session)
+            .bind(claim.token)
+            .bind(claim.until)
+            .bind(claim.now)
+            .execute(&self.pool)
+            .await?;
+            if taken.rows_affected() == 0 {
+                // Another session took it since the names were read.
+                held.insert(key);
+                continue;
+            }
+            sqlx::query("DELETE FROM held_names WHERE session_id = ? AND name_key <> ?")
+                .bind(claim.session)
+                .bind(&key)
+                .execute(&self.pool)
+                .await?;
+            return Ok(name);
+        }
+        Err(StoreError::NoFreeName)
+    }
+
+    async fn renew_names(&self, sessions: &[String], until: i64) -> Result<(), StoreError> {
+        let list = serde_json::to_string(sessions).unwrap_or_else(|_| "[]".into());
+        sqlx::query(
+            "UPDATE held_names SET held_until = ? \
+             WHERE session_id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(until)
+        .bind(list)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn release_name(&self, session: &str, token: i64) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM held_names WHERE session_id = ? AND token = ?")
+            .bind(session)
+            .bind(token)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     async fn record_reads(
@@ -212,8 +288,11 @@ impl Store for SqliteStore {
             .collect::<Result<_, sqlx::Error>>()?)
     }
 
-    async fn append(&self, batch: &[Write]) -> Result<Vec<Written>, StoreError> {
+    async fn append(&self, batch: &[Write]) -> Result<Stored, StoreError> {
         let mut tx = self.pool.begin().await?;
+        let prev: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM messages")
+            .fetch_one(&mut *tx)
+            .await?;
         let mut out = Vec::with_capacity(batch.len());
         for write in batch {
             let written = match write {
@@ -233,7 +312,19 @@ impl Store for SqliteStore {
             .await?;
         }
         tx.commit().await?;
-        Ok(out)
+        Ok(Stored { prev, written: out })
+    }
+
+    async fn since(&self, after: i64, n: usize) -> Result<Vec<Entry>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "{SELECT_ENTRY} WHERE m.id > ? \
+             AND m.kind IN ({MESSAGE}, {EDIT}, {DELETION}) ORDER BY m.id LIMIT ?"
+        ))
+        .bind(after)
+        .bind(limit(n))
+        .fetch_all(&self.pool)
+        .await?;
+        entries(&rows)
     }
 
     async fn newest(&self, n: usize) -> Result<Vec<Entry>, StoreError> {

@@ -31,6 +31,143 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// Pause between two polls of a condition.
 const POLL_EVERY: Duration = Duration::from_millis(10);
 
+/// The machine's PostgreSQL, unless `TEST_POSTGRES_URL` names another.
+const POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
+/// The machine's Redis, unless `TEST_REDIS_URL` names another.
+const REDIS: &str = "redis://127.0.0.1:6379";
+
+/// A name no other test of any run uses: for a schema or a key prefix.
+pub fn unique_name() -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.subsec_nanos());
+    format!(
+        "chat_test_{}_{nanos}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
+}
+
+/// A URL of the machine's PostgreSQL for a schema no other test uses, the
+/// schema made, and a connection to drop it with.
+pub async fn postgres_schema() -> (String, sqlx::PgPool, String) {
+    let base = std::env::var("TEST_POSTGRES_URL").unwrap_or_else(|_| POSTGRES.to_string());
+    let schema = unique_name();
+    let admin = sqlx::PgPool::connect(&base)
+        .await
+        .unwrap_or_else(|error| panic!("PostgreSQL at {base} cannot be reached: {error}"));
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&admin)
+        .await
+        .expect("a schema of its own");
+    let separator = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{separator}options[search_path]={schema},public");
+    (url, admin, schema)
+}
+
+/// What the servers of one chat share: a PostgreSQL schema and a Redis key
+/// prefix of their own. [`Cluster::done`] drops the schema.
+pub struct Cluster {
+    pub database_url: String,
+    pub redis_url: String,
+    pub redis_prefix: String,
+    admin: sqlx::PgPool,
+    schema: String,
+}
+
+impl Cluster {
+    /// A new chat on the machine's PostgreSQL and Redis; fails the test
+    /// when either cannot be reached.
+    pub async fn new() -> Self {
+        let redis_url = std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| REDIS.to_string());
+        Self::on_redis(redis_url).await
+    }
+
+    /// A new chat on the machine's PostgreSQL and the Redis at `redis_url`.
+    pub async fn on_redis(redis_url: String) -> Self {
+        let (database_url, admin, schema) = postgres_schema().await;
+        Self {
+            database_url,
+            redis_url,
+            redis_prefix: format!("{}:", unique_name()),
+            admin,
+            schema,
+        }
+    }
+
+    /// Points a server's settings at this chat.
+    pub fn join(&self, config: &mut Config) {
+        config.database_url.clone_from(&self.database_url);
+        config.redis_url = Some(self.redis_url.clone());
+        config.redis_prefix.clone_from(&self.redis_prefix);
+    }
+
+    /// A server of this chat; `adjust` may change its other settings.
+    pub async fn start(&self, adjust: impl FnOnce(&mut Config)) -> TestServer {
+        TestServer::start_with(|config| {
+            self.join(config);
+            adjust(config);
+        })
+        .await
+    }
+
+    /// Drops the chat's schema (stop its servers first).
+    pub async fn done(self) {
+        sqlx::query(&format!("DROP SCHEMA {} CASCADE", self.schema))
+            .execute(&self.admin)
+            .await
+            .expect("the test's schema is dropped");
+    }
+}
+
+/// An address on 127.0.0.1 that was free a moment ago.
+pub fn free_addr() -> SocketAddr {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    probe.local_addr().expect("its address")
+}
+
+/// The server binary as a child process (for a real SIGTERM or SIGKILL),
+/// killed when dropped.
+pub struct ServerProcess {
+    child: tokio::process::Child,
+}
+
+impl ServerProcess {
+    /// Starts it on `addr` with these settings, and waits until it answers.
+    pub async fn start(addr: SocketAddr, env: &[(&str, &str)]) -> Self {
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_server"))
+            .env("BIND", addr.to_string())
+            .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the server binary starts");
+        wait_for_health(&reqwest::Client::new(), addr, START_TIMEOUT, || true).await;
+        Self { child }
+    }
+
+    /// SIGTERM, then the exit status.
+    pub async fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().expect("a running child");
+        let killed = tokio::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .await
+            .expect("kill runs");
+        assert!(killed.success());
+        timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("the server exits after SIGTERM")
+            .expect("an exit status")
+    }
+
+    /// SIGKILL: no goodbye, no flush.
+    pub async fn kill(mut self) {
+        self.child.kill().await.expect("the server is killed");
+    }
+}
+
 /// A running server with its own temporary database. Dropping it stops the
 /// server (the shutdown future resolves when the sender goes away).
 pub struct TestServer {

@@ -1,0 +1,10 @@
+-- The names held now. A name is unique among the holds that have not
+-- lapsed; the server serving a session renews its hold, so a server that
+-- dies lets its users' names go when their holds lapse.
+CREATE TABLE held_names (
+    name_key   TEXT PRIMARY KEY,   -- the name folded to lower case
+    session_id TEXT NOT NULL,
+    token      INTEGER NOT NULL,   -- which claim of the session holds it
+    held_until INTEGER NOT NULL    -- milliseconds since the Unix epoch
+);
+CREATE INDEX held_names_session ON held_names (session_id);

@@ -1,0 +1,178 @@
+//! Delivery in id order: every entry of the log reaches this server's
+//! sockets once, in increasing id order, with no gap filled in later, so
+//! a client that resumes `?after=` the last id it got misses nothing.
+//!
+//! One task takes the batches this server stored and those other servers
+//! told of, and keeps `through`: every id up to it has been delivered. A
+//! batch that starts beyond `through` (another server's batch whose notice
+//! was lost or has not come yet) is preceded by what the store holds in
+//! between. With other servers, the store is also read every
+//! [`POLL_EVERY`], so a lost last notice is not lost for long.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use tokio::sync::mpsc;
+
+use crate::{
+    connections::{Connections, Link, Outgoing},
+    lock,
+    recent::Recent,
+    store::{Entry, Store},
+};
+
+/// Entries read from the store at once to fill a gap.
+const PAGE: usize = 500;
+/// How often a server with others reads what they stored, in case a notice
+/// was lost.
+pub const POLL_EVERY: Duration = Duration::from_secs(1);
+/// Waits between attempts at a store that does not answer.
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+const RETRY_AT_MOST: Duration = Duration::from_secs(2);
+/// Batches waiting for delivery.
+pub const QUEUE: usize = 256;
+
+/// Stored entries to deliver, and what to tell this server's senders after.
+pub struct Batch {
+    /// The log's newest id before the batch.
+    pub prev: i64,
+    pub entries: Vec<Entry>,
+    /// Acks and refusals, sent once the entries are out.
+    pub replies: Vec<(Link, Outgoing)>,
+}
+
+pub struct Delivery {
+    store: Arc<dyn Store>,
+    connections: Arc<Connections>,
+    recent: Arc<Mutex<Recent>>,
+    /// Every id up to this has been delivered.
+    through: i64,
+}
+
+impl Delivery {
+    pub fn new(
+        store: Arc<dyn Store>,
+        connections: Arc<Connections>,
+        recent: Arc<Mutex<Recent>>,
+    ) -> Self {
+        let through = lock(&recent).newest_id();
+        Self {
+            store,
+            connections,
+            recent,
+            through,
+        }
+    }
+
+    /// Delivers batches until every sender is gone; reads the store every
+    /// `poll` as well, when given.
+    pub async fn run(mut self, mut batches: mpsc::Receiver<Batch>, poll: Option<Duration>) {
+        let mut ticks = poll.map(tokio::time::interval);
+        let mut taken = Vec::new();
+        loop {
+            let tick = async {
+                match ticks.as_mut() {
+                    Some(ticks) => {
+                        ticks.tick().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                n = batches.recv_many(&mut taken, QUEUE) => {
+                    if n == 0 {
+                        return;
+                    }
+                    for batch in taken.drain(..) {
+                        self.take(batch).await;
+                    }
+                }
+                () = tick => self.catch_up(None).await,
+            }
+        }
+    }
+
+    async fn take(&mut self, batch: Batch) {
+        if batch.prev > self.through {
+            self.catch_up(Some(batch.prev)).await;
+        }
+        self.deliver(batch.entries);
+        for (link, frame) in batch.replies {
+            self.connections.offer(&link, frame);
+        }
+    }
+
+    /// Reads and delivers what the store holds after `through`: up to
+    /// `until` (every id to it is committed), or all there is. Waits for a
+    /// store that does not answer: nothing newer may go out before it.
+    async fn catch_up(&mut self, until: Option<i64>) {
+        let mut wait = RETRY_FIRST;
+        loop {
+            if until.is_some_and(|until| self.through >= until) {
+                return;
+            }
+            let page = match self.store.since(self.through, PAGE).await {
+                Ok(page) => page,
+                Err(error) => {
+                    tracing::warn!(%error, "reading the messages of other servers failed; retrying");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(RETRY_AT_MOST);
+                    continue;
+                }
+            };
+            let full = page.len() == PAGE;
+            self.deliver(page);
+            if !full {
+                // Every id to `until` was committed before it was named,
+                // so the ids read are all there are (a deleted message's
+                // own row is not in the log).
+                if let Some(until) = until {
+                    self.reached(until);
+                }
+                return;
+            }
+        }
+    }
+
+    /// Delivers the entries beyond `through`, each room's as one broadcast.
+    fn deliver(&mut self, entries: Vec<Entry>) {
+        let mut rooms: Vec<(String, Vec<Outgoing>)> = Vec::new();
+        let mut fresh = Vec::with_capacity(entries.len());
+        for entry in entries {
+            if entry.id() <= self.through {
+                continue;
+            }
+            self.through = entry.id();
+            if let Some(frame) = Outgoing::encode(&entry.clone().frame()) {
+                match rooms.iter_mut().find(|(room, _)| room == entry.room()) {
+                    Some((_, frames)) => frames.push(frame),
+                    None => rooms.push((entry.room().to_string(), vec![frame])),
+                }
+            }
+            fresh.push(entry);
+        }
+        if fresh.is_empty() {
+            return;
+        }
+        // Into the window before anyone can see them: a socket that reads
+        // the window after this has them in its welcome, one registered
+        // before gets the broadcast.
+        {
+            let mut recent = lock(&self.recent);
+            recent.extend(fresh);
+            recent.reached(self.through);
+        }
+        for (room, frames) in rooms {
+            self.connections.broadcast(&room, &frames.into());
+        }
+    }
+
+    fn reached(&mut self, id: i64) {
+        if id > self.through {
+            self.through = id;
+            lock(&self.recent).reached(id);
+        }
+    }
+}
