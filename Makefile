@@ -17,7 +17,7 @@ BENCH_PORT ?= 3200
 SMOKE_PORT ?= 3190
 
 .PHONY: run dev test build tools wasm-target cargo-leptos wasm-bindgen node-modules chromium assets \
-        services fmt-check clippy rust-test e2e fuzz bench bench-smoke clean
+        services fmt-check clippy rust-test e2e fuzz bench bench-nodes bench-smoke clean
 
 run: tools assets
 	rm -f target/site/pkg/*.br target/site/pkg/*.gz
@@ -60,9 +60,15 @@ fuzz:
 # The chat against a bare axum broadcast loop, same load, same machine, one
 # run (about 5 minutes on 2 cores with warm builds; not part of `make test`).
 # Table and JSON in target/bench/.
-bench: build
+bench: build services
 	cargo build --release -p server --examples
 	BENCH_PORT=$(BENCH_PORT) bench/run.sh full
+
+# Fan-out on one server and on two sharing PostgreSQL and Redis (a part of
+# `make bench`, alone).
+bench-nodes: build services
+	cargo build --release -p server --examples
+	BENCH_PORT=$(BENCH_PORT) bench/run.sh nodes
 
 # Five seconds of fan-out against the freshly built server: fails if a message
 # or an ack is lost. The generator's debug build is enough for five users.
@@ -70,7 +76,7 @@ bench-smoke: build
 	cargo build -p server --example chat-load
 	BENCH_PORT=$(SMOKE_PORT) LOAD=target/debug/examples/chat-load bench/run.sh smoke
 
-e2e: chromium
+e2e: chromium services
 	npx playwright test --config end2end/playwright.config.ts
 
 # The machine's PostgreSQL and Redis: started when they are down, and a

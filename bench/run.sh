@@ -4,7 +4,10 @@
 # bare-broadcast example), under the same load generator (the chat-load
 # example), on the same machine, in the same run.
 #
-#   bench/run.sh full    every scenario against both; table and JSON in target/bench/
+#   bench/run.sh full    every scenario against both; table and JSON in target/bench/,
+#                        and fan-out on one and on two servers sharing PostgreSQL and
+#                        Redis (target/bench/nodes-1.json, nodes-2.json)
+#   bench/run.sh nodes   only the last: one server against two
 #   bench/run.sh smoke   5 s of fan-out against the chat; fails if anything is lost
 #
 # BENCH_PORT (3200) is where the servers listen; SERVER, BARE and LOAD name
@@ -29,7 +32,11 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 server_pid=""
 load_pid=""
+node_pids=()
+schema=""
 scratch=$(mktemp -d)
+postgres=${TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
+redis=${TEST_REDIS_URL:-redis://127.0.0.1:6379}
 
 stop_server() {
   if [[ -n $server_pid ]]; then
@@ -46,12 +53,27 @@ stop_server() {
   fi
 }
 
+stop_nodes() {
+  for pid in "${node_pids[@]}"; do
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+  for pid in "${node_pids[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+  node_pids=()
+  if [[ -n $schema ]]; then
+    psql "$postgres" -qc "DROP SCHEMA IF EXISTS $schema CASCADE" || true
+    schema=""
+  fi
+}
+
 cleanup() {
   if [[ -n $load_pid ]]; then
     kill -TERM "$load_pid" 2>/dev/null || true
     wait "$load_pid" 2>/dev/null || true
   fi
   stop_server
+  stop_nodes
   rm -rf "$scratch"
 }
 trap cleanup EXIT
@@ -134,6 +156,35 @@ scenario() {
 # in each process, plus a margin) and memory (the control keeps axum's
 # 128 KiB read buffer per socket; 400 KiB per socket covers server and
 # generator together).
+# `count` servers of one chat on PostgreSQL and Redis (a schema and a key
+# prefix of their own), on $port, $port+1, ...; fan-out over all of them.
+# The same load on one server and on two tells what a second server costs
+# or brings.
+nodes_scenario() {
+  local count=$1
+  shift
+  echo "--- fan-out on $count server(s) sharing PostgreSQL and Redis" >&2
+  schema="chat_bench_$$_$count"
+  psql "$postgres" -qc "CREATE SCHEMA $schema" \
+    || { echo "PostgreSQL at $postgres cannot be reached" >&2; exit 1; }
+  local also=()
+  for ((n = 0; n < count; n++)); do
+    local node_port=$((port + n))
+    ((n > 0)) && also+=(--also "127.0.0.1:$node_port")
+    env -i PATH="$PATH" HOME="$HOME" BIND="127.0.0.1:$node_port" \
+      DATABASE_URL="$postgres?options[search_path]=$schema,public" \
+      REDIS_URL="$redis" REDIS_PREFIX="$schema:" \
+      LEPTOS_SITE_ROOT=target/site RUST_LOG=warn "${fanout_env[@]}" \
+      "$server" 2>>"$out/nodes.log" &
+    node_pids+=($!)
+  done
+  run_load --addr "127.0.0.1:$port" "${also[@]}" --target product \
+    --server-pid "${node_pids[0]}" --json "$out/nodes-$count.json" \
+    --note "$count server(s), PostgreSQL and Redis; $fast_note; $open_note" "$@" \
+    || failures=$((failures + 1))
+  stop_nodes
+}
+
 largest_idle() {
   local by_files by_memory avail_kib
   by_files=$(($(ulimit -n) - 500))
@@ -187,6 +238,10 @@ case $mode in
     fi
     scenario 5-churn churn_env "$open_note; GRACE_MS=1000" -- \
       --scenario churn --clients 10 --rate 100 --duration 10 --grace-ms 1000
+    for count in 1 2; do
+      nodes_scenario "$count" --scenario fanout --clients 100 --rate 250 --duration 3 \
+        --sweep --max-steps 8
+    done
 
     echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg); took $((SECONDS - started)) s" \
       | tee -a "$out/machine.txt" >&2
@@ -197,8 +252,22 @@ case $mode in
       exit 1
     fi
     ;;
+  nodes)
+    require "$server" "$load"
+    mkdir -p "$out"
+    rm -f "$out"/nodes-*.json "$out"/nodes.log
+    fanout_env=("${open_limits[@]}" "${fast_senders[@]}")
+    for count in 1 2; do
+      nodes_scenario "$count" --scenario fanout --clients 100 --rate 250 --duration 3 \
+        --sweep --max-steps 8
+    done
+    if ((failures > 0)); then
+      echo "$failures runs failed (see the notes above)" >&2
+      exit 1
+    fi
+    ;;
   *)
-    echo "usage: bench/run.sh full|smoke" >&2
+    echo "usage: bench/run.sh full|smoke|nodes" >&2
     exit 2
     ;;
 esac

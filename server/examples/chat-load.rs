@@ -125,6 +125,11 @@ struct Args {
     #[arg(long, required_unless_present = "table")]
     addr: Option<SocketAddr>,
 
+    /// More servers of the same chat (in 127.0.0.0/8): sockets are opened
+    /// on `--addr` and these in turn; logins go to `--addr`.
+    #[arg(long)]
+    also: Vec<SocketAddr>,
+
     /// `product`: log in, send cookies and `Origin`, wait for `welcome`,
     /// count acks. `bare`: just open the socket.
     #[arg(long, value_enum, default_value_t = Target::Product)]
@@ -231,9 +236,11 @@ async fn main() -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let addr = args.addr.context("--addr is required")?;
-    match addr.ip() {
-        IpAddr::V4(ip) if ip.is_loopback() => {}
-        _ => bail!("--addr must be in 127.0.0.0/8: this tool loads nothing but this machine"),
+    for addr in std::iter::once(&addr).chain(&args.also) {
+        match addr.ip() {
+            IpAddr::V4(ip) if ip.is_loopback() => {}
+            _ => bail!("--addr must be in 127.0.0.0/8: this tool loads nothing but this machine"),
+        }
     }
     if args.clients == 0 || args.clients > MAX_CLIENTS {
         bail!("--clients must be 1 to {MAX_CLIENTS}");
@@ -252,8 +259,10 @@ async fn main() -> Result<ExitCode> {
         eprintln!("server settings: {note}");
     }
 
-    let endpoint = Arc::new(Endpoint::new(addr, args.target)?);
-    wait_until_listening(addr).await?;
+    let endpoint = Arc::new(Endpoint::new(addr, &args.also, args.target)?);
+    for addr in std::iter::once(&addr).chain(&args.also) {
+        wait_until_listening(*addr).await?;
+    }
     let cpu_before = CpuSample::take(args.server_pid);
     let mut report = match args.scenario {
         Scenario::Fanout => fanout(&endpoint, &args).await?,
@@ -373,6 +382,9 @@ fn render_report(document: &Value) -> String {
 /// The server under load, and how this process reaches it.
 struct Endpoint {
     addr: SocketAddr,
+    /// Where sockets are opened, in turn: `addr` and the other servers.
+    sockets_at: Vec<SocketAddr>,
+    opened: std::sync::atomic::AtomicUsize,
     target: Target,
     http: reqwest::Client,
     sources: Sources,
@@ -388,7 +400,7 @@ struct Session {
 }
 
 impl Endpoint {
-    fn new(addr: SocketAddr, target: Target) -> Result<Self> {
+    fn new(addr: SocketAddr, also: &[SocketAddr], target: Target) -> Result<Self> {
         let http = reqwest::Client::builder()
             // Loopback only, whatever proxy the environment names.
             .no_proxy()
@@ -398,6 +410,8 @@ impl Endpoint {
             .context("could not build the HTTP client")?;
         Ok(Self {
             addr,
+            sockets_at: std::iter::once(addr).chain(also.iter().copied()).collect(),
+            opened: std::sync::atomic::AtomicUsize::new(0),
             target,
             http,
             sources: Sources::new(),
@@ -496,20 +510,20 @@ impl Endpoint {
     /// Opens `/ws/chat/` as a browser would (`Origin`, `Cookie`) and, for the
     /// product, waits for the `welcome` that starts every connection.
     async fn open(&self, session: Option<&Session>, config: WebSocketConfig) -> Result<Ws> {
+        let turn = self
+            .opened
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let addr = self.sockets_at[turn % self.sockets_at.len()];
         let attempt = async {
-            let tcp = self
-                .sources
-                .connect(self.addr)
-                .await
-                .context("TCP connect")?;
+            let tcp = self.sources.connect(addr).await.context("TCP connect")?;
             // Frames are small and each matters on its own: no Nagle delay on
             // this side of the measurement.
             tcp.set_nodelay(true)?;
-            let mut request = format!("ws://{}/ws/chat/", self.addr).into_client_request()?;
+            let mut request = format!("ws://{addr}/ws/chat/").into_client_request()?;
             let headers = request.headers_mut();
             headers.insert(
                 header::ORIGIN,
-                HeaderValue::from_str(&format!("http://{}", self.addr))?,
+                HeaderValue::from_str(&format!("http://{addr}"))?,
             );
             if let Some(session) = session {
                 headers.insert(header::COOKIE, HeaderValue::from_str(&session.cookie)?);

@@ -38,7 +38,10 @@ pub const QUEUE: usize = 256;
 pub struct Batch {
     /// The log's newest id before the batch.
     pub prev: i64,
+    /// Its entries; when another server's came without them, every id to
+    /// `read_through` is read from the store instead.
     pub entries: Vec<Entry>,
+    pub read_through: i64,
     /// Acks and refusals, sent once the entries are out.
     pub replies: Vec<(Link, Outgoing)>,
 }
@@ -95,8 +98,9 @@ impl Delivery {
     }
 
     async fn take(&mut self, batch: Batch) {
-        if batch.prev > self.through {
-            self.catch_up(Some(batch.prev)).await;
+        let until = batch.prev.max(batch.read_through);
+        if until > self.through {
+            self.catch_up(Some(until)).await;
         }
         self.deliver(batch.entries);
         for (link, frame) in batch.replies {
@@ -105,8 +109,9 @@ impl Delivery {
     }
 
     /// Reads and delivers what the store holds after `through`: up to
-    /// `until` (every id to it is committed), or all there is. Waits for a
-    /// store that does not answer: nothing newer may go out before it.
+    /// `until` (every id to it is committed), or all there is. Up to
+    /// `until`, waits for a store that does not answer: nothing newer may
+    /// go out before it.
     async fn catch_up(&mut self, until: Option<i64>) {
         let mut wait = RETRY_FIRST;
         loop {
@@ -115,6 +120,11 @@ impl Delivery {
             }
             let page = match self.store.since(self.through, PAGE).await {
                 Ok(page) => page,
+                // A poll has nothing to keep in order: the next one retries.
+                Err(error) if until.is_none() => {
+                    tracing::debug!(%error, "reading the messages of other servers failed");
+                    return;
+                }
                 Err(error) => {
                     tracing::warn!(%error, "reading the messages of other servers failed; retrying");
                     tokio::time::sleep(wait).await;

@@ -356,7 +356,7 @@ impl Hub {
                 Err(error) => {
                     let mut presence = hub.presence();
                     let released = presence.release(&id);
-                    hub.let_go(&presence, &id, released.as_ref());
+                    hub.let_go(&id, released.as_ref());
                     Err(error)
                 }
             }
@@ -386,19 +386,37 @@ impl Hub {
         Ok((name, token))
     }
 
+    /// A session this server holds has no hold in the shared database:
+    /// ended, it ends here; else it claims its name again.
+    async fn repair_hold(&self, id: &SessionId, name: &str) -> Result<(), StoreError> {
+        let Some(session) = self.inner.store.find_session(id.as_str()).await? else {
+            self.end_here(id);
+            return Ok(());
+        };
+        let (claimed, token) = self.claim_name(id, Some(name), &session.base_name).await?;
+        if claimed != name {
+            tracing::warn!(
+                held = name,
+                claimed,
+                "a name held here was taken while its hold could not be renewed"
+            );
+        }
+        self.presence().adopt(id, token);
+        Ok(())
+    }
+
     /// Lets go of a name in the shared database when this server let go
-    /// of it and no other server lists its user (who still holds it there).
-    /// Call with the presence lock held.
-    fn let_go(&self, presence: &Presence, id: &SessionId, left: Option<&Left>) {
+    /// of it and is the whole chat. With other servers, one of them may
+    /// hold the session still (and renews its hold): the hold lapses by
+    /// itself once none does. Call with the presence lock held.
+    fn let_go(&self, id: &SessionId, left: Option<&Left>) {
         let Some(Left {
-            name,
-            freed: Some(token),
-            ..
+            freed: Some(token), ..
         }) = left
         else {
             return;
         };
-        if presence.listed_elsewhere_anywhere(name) {
+        if self.inner.bus.reachable().is_some() {
             return;
         }
         let (store, id, token) = (self.inner.store.clone(), id.clone(), *token);
@@ -432,7 +450,7 @@ impl Hub {
     fn end_here(&self, id: &SessionId) {
         let mut presence = self.presence();
         let released = presence.release(id);
-        self.let_go(&presence, id, released.as_ref());
+        self.let_go(id, released.as_ref());
         self.announce_left(&mut presence, released);
         self.inner
             .connections
@@ -580,6 +598,11 @@ impl Hub {
                 if !presence.listed_elsewhere(&seat) {
                     announce(&self.inner, Came::Joined, [seat]);
                 }
+            }
+            if claimed.is_some() {
+                // Another socket of the session may have been held here
+                // meanwhile: the hold in the database is this claim's.
+                presence.adopt(&id, token);
             }
             let renamed = attached.renamed || wanted != session.username;
             break (attached, renamed);
@@ -732,7 +755,7 @@ impl Hub {
                 Some(room) => presence.expire_seat(&id, room, epoch),
                 None => presence.expire(&id, epoch),
             };
-            hub.let_go(&presence, &id, left.as_ref());
+            hub.let_go(&id, left.as_ref());
             hub.announce_left(&mut presence, left);
         });
     }
@@ -767,7 +790,10 @@ const NAME_LEASE_MS: i64 = 15_000;
 const RENEW_NAMES_EVERY: Duration = Duration::from_secs(5);
 
 /// Renews the holds of this server's names every [`RENEW_NAMES_EVERY`],
-/// for as long as the hub lives.
+/// and forgets lapsed ones, for as long as the hub lives. A session whose
+/// hold is gone ended (logged out on another server whose notice did not
+/// come, or purged): its sockets here close. One still stored lost its
+/// hold (this server could not renew it in time): it claims its name again.
 async fn renew_names(hub: std::sync::Weak<Inner>) {
     let mut ticks = tokio::time::interval(RENEW_NAMES_EVERY);
     loop {
@@ -775,13 +801,26 @@ async fn renew_names(hub: std::sync::Weak<Inner>) {
         let Some(inner) = hub.upgrade() else {
             return;
         };
-        let sessions = lock(&inner.presence).sessions();
-        if sessions.is_empty() {
-            continue;
-        }
-        let until = now_ms().saturating_add(NAME_LEASE_MS);
-        if let Err(error) = inner.store.renew_names(&sessions, until).await {
-            tracing::warn!(%error, "could not renew the holds of names; retrying");
+        let held = lock(&inner.presence).held();
+        let sessions: Vec<String> = held.iter().map(|(id, _)| id.clone()).collect();
+        let now = now_ms();
+        let until = now.saturating_add(NAME_LEASE_MS);
+        let renewed = match inner.store.renew_names(&sessions, now, until).await {
+            Ok(renewed) => renewed,
+            Err(error) => {
+                tracing::warn!(%error, "could not renew the holds of names; retrying");
+                continue;
+            }
+        };
+        let hub = Hub { inner };
+        for (id, name) in held {
+            if renewed.contains(&id) {
+                continue;
+            }
+            let id = SessionId::from_stored(&id);
+            if let Err(error) = hub.repair_hold(&id, &name).await {
+                tracing::warn!(%error, "could not check a session without a hold; retrying");
+            }
         }
     }
 }
@@ -808,10 +847,16 @@ async fn hear(
             return;
         };
         match said {
-            Heard::Stored { prev, entries } => {
+            Heard::Stored {
+                prev,
+                last,
+                entries,
+            } => {
+                let read_through = if entries.is_empty() { last } else { 0 };
                 let _ = deliver.try_send(Batch {
                     prev,
                     entries,
+                    read_through,
                     replies: Vec::new(),
                 });
             }
@@ -874,6 +919,11 @@ fn announce(inner: &Inner, came: Came, seats: impl IntoIterator<Item = Seat>) {
 async fn refresh_peers(hub: std::sync::Weak<Inner>) {
     let mut ticks = tokio::time::interval(REFRESH_EVERY);
     let mut seen: HashMap<String, Instant> = HashMap::new();
+    // Since when the exchanges fail, and when they came back: the others'
+    // snapshots may have expired meanwhile, and they write them again
+    // within a round, so none is taken for gone before that.
+    let mut blind = false;
+    let mut back_at: Option<Instant> = None;
     loop {
         ticks.tick().await;
         let Some(inner) = hub.upgrade() else {
@@ -884,10 +934,16 @@ async fn refresh_peers(hub: std::sync::Weak<Inner>) {
             Ok(snapshots) => snapshots,
             Err(error) => {
                 tracing::debug!(%error, "could not exchange who is online");
+                blind = true;
                 continue;
             }
         };
         let now = Instant::now();
+        if std::mem::take(&mut blind) {
+            back_at = Some(now);
+            seen.values_mut().for_each(|last| *last = now);
+        }
+        let settled = back_at.is_none_or(|back| now.duration_since(back) > REFRESH_EVERY * 2);
         let mut presence = lock(&inner.presence);
         let mut gone = Vec::new();
         for (node, snapshot) in snapshots {
@@ -899,7 +955,8 @@ async fn refresh_peers(hub: std::sync::Weak<Inner>) {
                     announce(&inner, Came::Left, went);
                 }
                 // Its snapshot expired: it stopped writing it.
-                None => gone.push(node),
+                None if settled => gone.push(node),
+                None => {}
             }
         }
         // One not named at all (Redis lost what it held, say) has had
@@ -1021,8 +1078,13 @@ mod tests {
         async fn claim_name(&self, claim: &NameClaim<'_>) -> Result<String, StoreError> {
             self.inner.claim_name(claim).await
         }
-        async fn renew_names(&self, sessions: &[String], until: i64) -> Result<(), StoreError> {
-            self.inner.renew_names(sessions, until).await
+        async fn renew_names(
+            &self,
+            sessions: &[String],
+            now: i64,
+            until: i64,
+        ) -> Result<Vec<String>, StoreError> {
+            self.inner.renew_names(sessions, now, until).await
         }
         async fn release_name(&self, session: &str, token: i64) -> Result<(), StoreError> {
             self.inner.release_name(session, token).await

@@ -41,10 +41,15 @@ impl Peers {
     }
 
     /// Server `node` listed a user. True when no other server did before.
+    /// A notice no newer than what is known of the server (a snapshot
+    /// read since, or a notice sent again) changes nothing.
     pub fn joined(&mut self, node: &str, seq: u64, seat: Seat) -> bool {
         let listed = self.lists(&seat);
         let entry = self.nodes.entry(node.to_string()).or_default();
-        entry.seq = entry.seq.max(seq);
+        if seq <= entry.seq {
+            return false;
+        }
+        entry.seq = seq;
         entry.seats.insert(seat);
         !listed
     }
@@ -55,7 +60,10 @@ impl Peers {
         let Some(entry) = self.nodes.get_mut(node) else {
             return false;
         };
-        entry.seq = entry.seq.max(seq);
+        if seq < entry.seq {
+            return false;
+        }
+        entry.seq = seq;
         entry.seats.remove(seat) && !self.lists(seat)
     }
 
@@ -159,6 +167,15 @@ mod tests {
         let mut names: Vec<&str> = peers.in_room("lobby").collect();
         names.sort_unstable();
         assert_eq!(names, ["Bob"]);
+    }
+
+    #[test]
+    fn a_notice_older_than_a_snapshot_changes_nothing() {
+        let mut peers = Peers::default();
+        peers.snapshot("a", 9, BTreeSet::from([seat("lobby", "Ann")]));
+        assert!(!peers.joined("a", 8, seat("lobby", "Bob")));
+        assert!(!peers.left("a", 7, &seat("lobby", "Ann")));
+        assert_eq!(peers.names().collect::<Vec<_>>(), ["Ann"]);
     }
 
     #[test]

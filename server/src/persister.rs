@@ -20,7 +20,7 @@ use crate::{
     metrics::Metrics,
     presence::Presence,
     session::SessionId,
-    store::{Appended, Entry, Store, Stored, Write, WriteRefused, Written},
+    store::{Appended, Entry, Store, StoreError, Stored, Write, WriteRefused, Written},
 };
 
 /// Largest batch per transaction: bounds the latency of the first message in it.
@@ -36,6 +36,9 @@ pub const QUEUE: usize = 4_096;
 /// Attempts at a failing batch (a busy or briefly unreachable database).
 const ATTEMPTS: u32 = 5;
 const RETRY_AFTER: Duration = Duration::from_millis(200);
+/// How long one attempt may take: a database that does not answer counts
+/// as failing, so its senders hear of it.
+const APPEND_WITHIN: Duration = Duration::from_secs(10);
 /// What a sender whose message could not be stored is told.
 const NOT_STORED: &str = "The chat cannot store messages right now: yours will be sent again \
      as soon as it can.";
@@ -103,7 +106,8 @@ impl Persister {
 
         let mut attempt = 1;
         let stored = loop {
-            match self.store.append(&writes).await {
+            let appended = tokio::time::timeout(APPEND_WITHIN, self.store.append(&writes)).await;
+            match appended.unwrap_or(Err(StoreError::TimedOut)) {
                 Ok(stored) => break stored,
                 Err(error) if attempt < ATTEMPTS => {
                     tracing::warn!(%error, attempt, "storing messages failed; retrying");
@@ -173,6 +177,7 @@ impl Persister {
         let batch = Batch {
             prev,
             entries,
+            read_through: 0,
             replies: answers,
         };
         if self.delivery.send(batch).await.is_err() {

@@ -230,12 +230,26 @@ impl Presence {
         self.by_session.contains_key(session)
     }
 
-    /// The sessions this server holds names for.
-    pub fn sessions(&self) -> Vec<String> {
+    /// The sessions this server holds names for, with the names.
+    pub fn held(&self) -> Vec<(String, String)> {
         self.by_session
-            .keys()
-            .map(|id| id.as_str().to_string())
+            .iter()
+            .filter_map(|(id, key)| {
+                let name = self.holders.get(key)?.name.clone();
+                Some((id.as_str().to_string(), name))
+            })
             .collect()
+    }
+
+    /// The session's hold in the shared database is now under `token`.
+    pub fn adopt(&mut self, session: &SessionId, token: i64) {
+        if let Some(holder) = self
+            .by_session
+            .get(session)
+            .and_then(|key| self.holders.get_mut(key))
+        {
+            holder.token = token;
+        }
     }
 
     /// A socket of `session` opened in `room`. A session not held here
@@ -414,11 +428,6 @@ impl Presence {
     /// is announced only when no other server lists them.
     pub fn listed_elsewhere(&self, seat: &peers::Seat) -> bool {
         self.peers.lists(seat)
-    }
-
-    /// Whether another server lists the user in any room.
-    pub fn listed_elsewhere_anywhere(&self, name: &str) -> bool {
-        self.peers.names().any(|listed| listed == name)
     }
 
     /// Counts a seat taken or given up here; the number for its notice.

@@ -337,7 +337,7 @@ async fn names_are_held_once(store: Arc<dyn Store>) {
     );
     // A minute on, only the renewed holds stand.
     store
-        .renew_names(&["s2".to_string()], now + 120_000)
+        .renew_names(&["s2".to_string()], now, now + 120_000)
         .await
         .unwrap();
     let later = now + 60_001;

@@ -54,8 +54,11 @@ pub trait Bus: Send + Sync + 'static {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Heard {
+    /// A batch: the log's newest id before it, its last id, and its
+    /// entries (none when they were too long to carry: read from the store).
     Stored {
         prev: i64,
+        last: i64,
         entries: Vec<Entry>,
     },
     Room {

@@ -3,11 +3,16 @@
 //! sent it, so a server skips its own.
 //!
 //! One connection (RESP3) publishes and listens; redis-rs reconnects it and
-//! subscribes again by itself. A ping a second notices a Redis that went
-//! away and, while it is away, asks for a new connection with backoff.
-//! Nothing here ever waits on Redis for the chat: what is to be published
-//! queues (a bounded queue; beyond it, notices are dropped, and the others
-//! read what they missed from the store).
+//! subscribes again. A subscription asked for again each second notices a
+//! Redis that went away and, while it is away, asks for a new connection
+//! with backoff. Nothing here ever waits on Redis for the chat: what is to
+//! be published queues (a bounded queue; beyond it, or while Redis is
+//! away, notices are dropped, and the others read what they missed from
+//! the store and the snapshots).
+//!
+//! Each server also writes who it lists to `<prefix>seats:<server>` (kept
+//! [`SNAPSHOT_LIVES`]) and names itself in the set `<prefix>nodes`, where
+//! the others find it.
 
 use std::{
     collections::BTreeSet,
@@ -35,12 +40,17 @@ use crate::{
 
 /// Notices waiting to be published. A full queue drops new ones: the other
 /// servers read the messages from the store instead.
-const OUTBOX: usize = 4_096;
+const OUTBOX: usize = 1_024;
 /// What Redis delivered, waiting to be read. A full queue drops new ones.
-const INBOX: usize = 4_096;
+const INBOX: usize = 1_024;
+/// The most message text one notice carries (bytes): with the queues'
+/// lengths, what waits for Redis or for this server stays within tens of
+/// megabytes.
+const NOTICE_TEXT: usize = 32 * 1024;
 /// Notices published in one round trip at most.
 const PUBLISH_BATCH: usize = 256;
-/// How often a server that can reach Redis checks it still can.
+/// How often a server that can reach Redis checks it still can (and is
+/// still subscribed).
 const PING_EVERY: Duration = Duration::from_secs(1);
 /// The first wait before asking again for a Redis that went away, doubled
 /// on each failure up to [`RETRY_AT_MOST`].
@@ -60,6 +70,7 @@ struct Said<'a> {
 enum Saying<'a> {
     Stored {
         prev: i64,
+        last: i64,
         entries: &'a [Entry],
     },
     Room {
@@ -160,9 +171,8 @@ impl RedisBus {
         let connection = ConnectionManager::new_lazy_with_config(client, config)?;
         let node = format!("{:016x}", rand::random::<u64>());
         let channel = format!("{prefix}events");
-        // Taken as reachable until shown otherwise: a Redis away from the
-        // start is logged like one that goes away later.
-        let reachable = Arc::new(Reachable(AtomicBool::new(true)));
+        // Unreachable until the first subscription is confirmed.
+        let reachable = Arc::new(Reachable(AtomicBool::new(false)));
         let (outbox, queued) = mpsc::channel(OUTBOX);
         let alive = Arc::new(());
         tokio::spawn(publish(
@@ -188,7 +198,13 @@ impl RedisBus {
         })
     }
 
+    /// Queues a notice, unless Redis is away: a notice kept until it is
+    /// back would be stale (the others read the messages from the store,
+    /// and the snapshots say who is online).
     fn say(&self, event: Saying<'_>) {
+        if !self.reachable.0.load(Relaxed) {
+            return;
+        }
         let said = Said {
             node: &self.node,
             event,
@@ -215,10 +231,25 @@ impl RedisBus {
 
 #[async_trait]
 impl Bus for RedisBus {
+    /// A batch of many long messages goes without its entries: the others
+    /// read them from the store, up to `last`.
     fn stored(&self, prev: i64, entries: &[Entry]) {
-        if !entries.is_empty() {
-            self.say(Saying::Stored { prev, entries });
-        }
+        let Some(last) = entries.last().map(Entry::id) else {
+            return;
+        };
+        let text: usize = entries
+            .iter()
+            .map(|entry| match entry {
+                Entry::Message(message) | Entry::Edited { message, .. } => message.message.len(),
+                Entry::Deleted { .. } => 0,
+            })
+            .sum();
+        let entries = if text > NOTICE_TEXT { &[][..] } else { entries };
+        self.say(Saying::Stored {
+            prev,
+            last,
+            entries,
+        });
     }
 
     fn room(&self, room: &str, frame: &str) {
@@ -312,25 +343,20 @@ async fn publish(
     }
 }
 
-/// Subscribes, then pings: a failed ping makes redis-rs reconnect (and
-/// subscribe again); while Redis is away the pings back off.
+/// Subscribes every [`PING_EVERY`]: Redis confirms a subscription it
+/// already has, so this checks it is reachable, and after a reconnect it
+/// subscribes again, whatever became of the reconnection's own attempt.
+/// A failure makes redis-rs reconnect; while Redis is away this backs off.
 async fn keep_subscribed(
     mut connection: ConnectionManager,
     channel: String,
     reachable: Arc<Reachable>,
     alive: std::sync::Weak<()>,
 ) {
-    let mut subscribed = false;
     let mut wait = RETRY_FIRST;
     while alive.strong_count() > 0 {
-        let answer = if subscribed {
-            redis::cmd("PING").exec_async(&mut connection).await
-        } else {
-            connection.subscribe(&channel).await
-        };
-        match answer {
+        match connection.subscribe(&channel).await {
             Ok(()) => {
-                subscribed = true;
                 reachable.up();
                 wait = RETRY_FIRST;
                 tokio::time::sleep(PING_EVERY).await;

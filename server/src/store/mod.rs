@@ -25,6 +25,8 @@ pub enum StoreError {
     Stopping,
     #[error("no free name found: too many taken at once")]
     NoFreeName,
+    #[error("the database did not answer in time")]
+    TimedOut,
     #[error("unsupported database URL (expected sqlite://... or postgres://...): {0}")]
     UnsupportedUrl(String),
 }
@@ -287,8 +289,15 @@ pub trait Store: Send + Sync + 'static {
     /// not count; a hold that lapsed by `now` is free). Two sessions never
     /// hold one name, whichever servers ask; the session's other holds go.
     async fn claim_name(&self, claim: &NameClaim<'_>) -> Result<String, StoreError>;
-    /// Renews the holds of these sessions until `until`.
-    async fn renew_names(&self, sessions: &[String], until: i64) -> Result<(), StoreError>;
+    /// Renews the holds of these sessions until `until`, and forgets the
+    /// holds that lapsed before `now`; returns the sessions renewed (one
+    /// missing has no hold any more: logged out, or its hold lapsed).
+    async fn renew_names(
+        &self,
+        sessions: &[String],
+        now: i64,
+        until: i64,
+    ) -> Result<Vec<String>, StoreError>;
     /// Lets go of the session's name, if it is still held under `token`.
     async fn release_name(&self, session: &str, token: i64) -> Result<(), StoreError>;
 

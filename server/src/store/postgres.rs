@@ -239,13 +239,25 @@ impl Store for PostgresStore {
         Err(StoreError::NoFreeName)
     }
 
-    async fn renew_names(&self, sessions: &[String], until: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE held_names SET held_until = $1 WHERE session_id = ANY($2)")
-            .bind(until)
-            .bind(sessions)
+    async fn renew_names(
+        &self,
+        sessions: &[String],
+        now: i64,
+        until: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let renewed = sqlx::query_scalar(
+            "UPDATE held_names SET held_until = $1 WHERE session_id = ANY($2) \
+             RETURNING session_id",
+        )
+        .bind(until)
+        .bind(sessions)
+        .fetch_all(&self.pool)
+        .await?;
+        sqlx::query("DELETE FROM held_names WHERE held_until < $1")
+            .bind(now)
             .execute(&self.pool)
             .await?;
-        Ok(())
+        Ok(renewed)
     }
 
     async fn release_name(&self, session: &str, token: i64) -> Result<(), StoreError> {
@@ -328,6 +340,11 @@ impl Store for PostgresStore {
         // One batch at a time across every server: ids are taken under the
         // lock, so they are committed in increasing order and a reader
         // never sees an id before a smaller one still to come.
+        // A server stuck while holding it makes the others fail (and
+        // retry, then tell their senders) rather than wait for ever.
+        sqlx::query("SET LOCAL lock_timeout = '5s'")
+            .execute(&mut *tx)
+            .await?;
         // (Keyed by the schema: chats in other schemas do not wait.)
         sqlx::query("SELECT pg_advisory_xact_lock(hashtext('chat append ' || current_schema()))")
             .execute(&mut *tx)

@@ -202,17 +202,26 @@ impl Store for SqliteStore {
         Err(StoreError::NoFreeName)
     }
 
-    async fn renew_names(&self, sessions: &[String], until: i64) -> Result<(), StoreError> {
+    async fn renew_names(
+        &self,
+        sessions: &[String],
+        now: i64,
+        until: i64,
+    ) -> Result<Vec<String>, StoreError> {
         let list = serde_json::to_string(sessions).unwrap_or_else(|_| "[]".into());
-        sqlx::query(
+        let renewed = sqlx::query_scalar(
             "UPDATE held_names SET held_until = ? \
-             WHERE session_id IN (SELECT value FROM json_each(?))",
+             WHERE session_id IN (SELECT value FROM json_each(?)) RETURNING session_id",
         )
         .bind(until)
         .bind(list)
-        .execute(&self.pool)
+        .fetch_all(&self.pool)
         .await?;
-        Ok(())
+        sqlx::query("DELETE FROM held_names WHERE held_until < ?")
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(renewed)
     }
 
     async fn release_name(&self, session: &str, token: i64) -> Result<(), StoreError> {
@@ -289,7 +298,10 @@ impl Store for SqliteStore {
     }
 
     async fn append(&self, batch: &[Write]) -> Result<Stored, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        // A write from the start: a transaction that begins with a read
+        // and then writes fails at once if another wrote meanwhile,
+        // instead of waiting for the lock.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let prev: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM messages")
             .fetch_one(&mut *tx)
             .await?;
