@@ -364,44 +364,62 @@ impl Hub {
         finish(task).await
     }
 
-    /// Claims a name in the shared database (see [`Store::claim_name`]);
-    /// the name and the token of the hold.
+    /// Claims a name in the shared database (see [`Store::claim_name`])
+    /// that this server does not hold for another session either: the
+    /// name and the token of the hold. (A name held here that the database
+    /// says is free is a hold on its way out: a session logged out
+    /// elsewhere a moment ago.)
     async fn claim_name(
         &self,
         id: &SessionId,
         preferred: Option<&str>,
         base: &str,
     ) -> Result<(String, i64), StoreError> {
-        let token = rand::random::<i64>();
-        let now = now_ms();
-        let claim = NameClaim {
-            session: id.as_str(),
-            preferred,
-            base,
-            token,
-            now,
-            until: now.saturating_add(NAME_LEASE_MS),
-        };
-        let name = self.inner.store.claim_name(&claim).await?;
-        Ok((name, token))
+        for _ in 0..CLAIM_ROUNDS {
+            let taken = self.presence().taken_like(id, preferred, base);
+            let now = now_ms();
+            let claim = NameClaim {
+                session: id.as_str(),
+                preferred,
+                base,
+                taken,
+                token: rand::random::<i64>(),
+                now,
+                until: now.saturating_add(NAME_LEASE_MS),
+            };
+            let (name, token) = self.inner.store.claim_name(&claim).await?;
+            if !self.presence().held_by_other(id, &name) {
+                return Ok((name, token));
+            }
+        }
+        Err(StoreError::NoFreeName)
     }
 
     /// A session this server holds has no hold in the shared database:
-    /// ended, it ends here; else it claims its name again.
+    /// ended, it ends here; else it claims its name again. Should that
+    /// name have gone to another session meanwhile, its sockets here are
+    /// closed to come back under the name the database gives them.
     async fn repair_hold(&self, id: &SessionId, name: &str) -> Result<(), StoreError> {
         let Some(session) = self.inner.store.find_session(id.as_str()).await? else {
             self.end_here(id);
             return Ok(());
         };
         let (claimed, token) = self.claim_name(id, Some(name), &session.base_name).await?;
-        if claimed != name {
-            tracing::warn!(
-                held = name,
-                claimed,
-                "a name held here was taken while its hold could not be renewed"
-            );
+        let mut presence = self.presence();
+        if claimed == name {
+            presence.adopt(id, token);
+            return Ok(());
         }
-        self.presence().adopt(id, token);
+        tracing::warn!(
+            held = name,
+            claimed,
+            "a name held here was taken while its hold could not be renewed"
+        );
+        let released = presence.release(id);
+        self.announce_left(&mut presence, released);
+        self.inner
+            .connections
+            .close_session(id, close_code::RESTART, RENAMED_REASON);
         Ok(())
     }
 
@@ -786,6 +804,13 @@ const HEARD: usize = 1_024;
 /// How long a name's hold in the shared database lasts unless renewed:
 /// the names of a server that dies are free again after this.
 const NAME_LEASE_MS: i64 = 15_000;
+/// Claims of a name in the database that a hold here may overrule, at most.
+const CLAIM_ROUNDS: usize = 3;
+/// Why a socket closes when its session's name had to change.
+const RENAMED_REASON: &str = "your name was taken while the server could not keep it: reconnect";
+/// How many sessions without a hold one round of renewals looks into; the
+/// rest wait for the next round.
+const REPAIRS_PER_ROUND: usize = 50;
 /// How often a server renews the holds of the names it holds.
 const RENEW_NAMES_EVERY: Duration = Duration::from_secs(5);
 
@@ -812,11 +837,10 @@ async fn renew_names(hub: std::sync::Weak<Inner>) {
                 continue;
             }
         };
+        let renewed: std::collections::HashSet<String> = renewed.into_iter().collect();
         let hub = Hub { inner };
-        for (id, name) in held {
-            if renewed.contains(&id) {
-                continue;
-            }
+        let unheld = held.into_iter().filter(|(id, _)| !renewed.contains(id));
+        for (id, name) in unheld.take(REPAIRS_PER_ROUND) {
             let id = SessionId::from_stored(&id);
             if let Err(error) = hub.repair_hold(&id, &name).await {
                 tracing::warn!(%error, "could not check a session without a hold; retrying");
@@ -921,8 +945,8 @@ async fn refresh_peers(hub: std::sync::Weak<Inner>) {
     let mut seen: HashMap<String, Instant> = HashMap::new();
     // Since when the exchanges fail, and when they came back: the others'
     // snapshots may have expired meanwhile, and they write them again
-    // within a round, so none is taken for gone before that.
-    let mut blind = false;
+    // within a round, so none is taken for gone right after.
+    let mut blind_since: Option<Instant> = None;
     let mut back_at: Option<Instant> = None;
     loop {
         ticks.tick().await;
@@ -934,14 +958,16 @@ async fn refresh_peers(hub: std::sync::Weak<Inner>) {
             Ok(snapshots) => snapshots,
             Err(error) => {
                 tracing::debug!(%error, "could not exchange who is online");
-                blind = true;
+                blind_since.get_or_insert_with(Instant::now);
                 continue;
             }
         };
         let now = Instant::now();
-        if std::mem::take(&mut blind) {
+        if let Some(since) = blind_since.take() {
+            // Time spent blind does not count against anyone.
             back_at = Some(now);
-            seen.values_mut().for_each(|last| *last = now);
+            let blind_for = now.duration_since(since);
+            seen.values_mut().for_each(|last| *last += blind_for);
         }
         let settled = back_at.is_none_or(|back| now.duration_since(back) > REFRESH_EVERY * 2);
         let mut presence = lock(&inner.presence);
@@ -1075,8 +1101,18 @@ mod tests {
         async fn delete_session(&self, id: &str) -> Result<bool, StoreError> {
             self.inner.delete_session(id).await
         }
-        async fn claim_name(&self, claim: &NameClaim<'_>) -> Result<String, StoreError> {
-            self.inner.claim_name(claim).await
+        async fn names_held(
+            &self,
+            claim: &NameClaim<'_>,
+        ) -> Result<std::collections::HashSet<String>, StoreError> {
+            self.inner.names_held(claim).await
+        }
+        async fn hold_name(
+            &self,
+            claim: &NameClaim<'_>,
+            key: &str,
+        ) -> Result<Option<i64>, StoreError> {
+            self.inner.hold_name(claim, key).await
         }
         async fn renew_names(
             &self,

@@ -32,7 +32,13 @@ struct Node {
 #[derive(Debug, Default)]
 pub struct Peers {
     nodes: HashMap<String, Node>,
+    /// Servers taken for gone, newest last: their notices still on the
+    /// way change nothing; a snapshot of theirs brings them back.
+    gone: std::collections::VecDeque<String>,
 }
+
+/// How many gone servers are remembered.
+const GONE_KEPT: usize = 64;
 
 impl Peers {
     /// Whether any other server lists `name` in `room`.
@@ -44,6 +50,9 @@ impl Peers {
     /// A notice no newer than what is known of the server (a snapshot
     /// read since, or a notice sent again) changes nothing.
     pub fn joined(&mut self, node: &str, seq: u64, seat: Seat) -> bool {
+        if self.gone.iter().any(|gone| gone == node) {
+            return false;
+        }
         let listed = self.lists(&seat);
         let entry = self.nodes.entry(node.to_string()).or_default();
         if seq <= entry.seq {
@@ -78,6 +87,7 @@ impl Peers {
         if self.nodes.get(node).is_some_and(|known| known.seq > seq) {
             return (Vec::new(), Vec::new());
         }
+        self.gone.retain(|gone| gone != node);
         let before = self
             .nodes
             .insert(node.to_string(), Node { seq, seats })
@@ -101,6 +111,10 @@ impl Peers {
         let Some(gone) = self.nodes.remove(node) else {
             return Vec::new();
         };
+        if self.gone.len() == GONE_KEPT {
+            self.gone.pop_front();
+        }
+        self.gone.push_back(node.to_string());
         gone.seats
             .into_iter()
             .filter(|seat| !self.lists(seat))
@@ -187,5 +201,10 @@ mod tests {
         assert_eq!(peers.gone("a"), [seat("lobby", "Ann")]);
         assert_eq!(peers.names().collect::<Vec<_>>(), ["Bob"]);
         assert!(peers.gone("a").is_empty());
+        // A notice of it still on the way changes nothing; its snapshot
+        // (it was not gone after all) brings it back.
+        assert!(!peers.joined("a", 9, seat("lobby", "Cy")));
+        let (came, _) = peers.snapshot("a", 10, BTreeSet::from([seat("lobby", "Cy")]));
+        assert_eq!(came, [seat("lobby", "Cy")]);
     }
 }

@@ -241,6 +241,30 @@ impl Presence {
             .collect()
     }
 
+    /// The folded names held here by sessions other than `session` that a
+    /// claim of `preferred` or `base` (or a suffix of it) might want.
+    pub fn taken_like(
+        &self,
+        session: &SessionId,
+        preferred: Option<&str>,
+        base: &str,
+    ) -> std::collections::HashSet<String> {
+        let base = fold(base);
+        let preferred = preferred.map(fold);
+        self.holders
+            .keys()
+            .filter(|key| key.starts_with(&base) || preferred.as_ref() == Some(*key))
+            .filter(|key| self.by_session.get(session) != Some(*key))
+            .cloned()
+            .collect()
+    }
+
+    /// Whether `name` is held here by a session other than `session`.
+    pub fn held_by_other(&self, session: &SessionId, name: &str) -> bool {
+        let key = fold(name);
+        self.holders.contains_key(&key) && self.by_session.get(session) != Some(&key)
+    }
+
     /// The session's hold in the shared database is now under `token`.
     pub fn adopt(&mut self, session: &SessionId, token: i64) {
         if let Some(holder) = self

@@ -306,6 +306,16 @@ async fn a_killed_server_s_users_leave_and_its_clients_resume_elsewhere() {
     cluster.done().await;
 }
 
+/// Checks, again and again for `during`, that the sidebar behind `cookie`
+/// lists Ann and Bob.
+async fn stays_listed(server: &TestServer, cookie: &str, during: Duration) {
+    let until = Instant::now() + during;
+    while Instant::now() < until {
+        assert_eq!(server.online_users(cookie).await, ["Ann", "Bob"]);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// A `redis-server` of the test's own on a free port, killed on drop.
 struct PrivateRedis {
     port: u16,
@@ -373,9 +383,13 @@ async fn losing_redis_loses_nothing_and_delivery_comes_back() {
     let (mut bob_on_b, _) = b.join(&bob).await;
     let mut acked = vec![ann_on_a.post("before", "a0").await];
     bob_on_b.wait_for_message("before").await;
+    let both = |users: &[String]| users == ["Ann", "Bob"];
+    b.wait_for_online_users(&bob.cookie, both).await;
 
     let port = redis.kill().await;
     wait_for_health(&a, "database: ok\nredis: unreachable\n").await;
+    // Long enough for every snapshot to expire: Ann stays listed on B.
+    stays_listed(&b, &bob.cookie, Duration::from_secs(12)).await;
     // Without Redis, A still stores and acks; B reads A's messages from
     // the database, in order.
     for n in 1..=5 {
@@ -395,6 +409,9 @@ async fn losing_redis_loses_nothing_and_delivery_comes_back() {
     let _redis = PrivateRedis::start_on(port).await;
     wait_for_health(&a, "database: ok\nredis: ok\n").await;
     wait_for_health(&b, "database: ok\nredis: ok\n").await;
+    // The rounds after Redis is back find every snapshot expired until each
+    // server writes its own again: nobody is taken for gone.
+    stays_listed(&b, &bob.cookie, Duration::from_secs(6)).await;
     // Only Redis carries typing: this is Redis, subscribed again.
     ann_on_a
         .send_json(serde_json::json!({"type": "typing"}))

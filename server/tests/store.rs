@@ -289,91 +289,70 @@ fn claim<'a>(session: &'a str, base: &'a str, token: i64, now: i64) -> NameClaim
         session,
         preferred: None,
         base,
+        taken: Default::default(),
         token,
         now,
         until: now + 60_000,
     }
 }
 
-/// Names: one holder each, whatever the case; a session's own name back;
-/// a hold let go only under its own token, renewed, or lapsed.
+/// The name a claim gets.
+async fn name(store: &dyn Store, claim: NameClaim<'_>) -> String {
+    store.claim_name(&claim).await.unwrap().0
+}
+
+/// Names: one holder each, whatever the case; a session's own name back
+/// under its first token; a hold let go only under its token, renewed
+/// while its session lives, or lapsed; names the asking server holds
+/// passed over.
 async fn names_are_held_once(store: Arc<dyn Store>) {
     let now = 1_000_000;
-    assert_eq!(
-        store
-            .claim_name(&claim("s1", "John", 1, now))
-            .await
-            .unwrap(),
-        "John"
-    );
-    assert_eq!(
-        store
-            .claim_name(&claim("s2", "john", 2, now))
-            .await
-            .unwrap(),
-        "john1"
-    );
+    for (id, name) in [("s1", "John"), ("s2", "john1"), ("s5", "John")] {
+        store.create_session(&session(id, name)).await.unwrap();
+    }
+    assert_eq!(name(&*store, claim("s1", "John", 1, now)).await, "John");
+    assert_eq!(name(&*store, claim("s2", "john", 2, now)).await, "john1");
     let again = NameClaim {
         preferred: Some("John"),
         ..claim("s1", "John", 3, now)
     };
-    assert_eq!(store.claim_name(&again).await.unwrap(), "John", "its own");
-    store.release_name("s1", 1).await.unwrap();
     assert_eq!(
-        store
-            .claim_name(&claim("s3", "John", 4, now))
-            .await
-            .unwrap(),
-        "John2",
-        "an old token lets nothing go"
+        store.claim_name(&again).await.unwrap(),
+        ("John".to_string(), 1),
+        "its own, under its first token"
     );
     store.release_name("s1", 3).await.unwrap();
     assert_eq!(
-        store
-            .claim_name(&claim("s4", "JOHN", 5, now))
-            .await
-            .unwrap(),
-        "JOHN"
+        name(&*store, claim("s3", "John", 4, now)).await,
+        "John2",
+        "another token lets nothing go"
     );
-    // A minute on, only the renewed holds stand.
-    store
-        .renew_names(&["s2".to_string()], now, now + 120_000)
+    store.release_name("s1", 1).await.unwrap();
+    assert_eq!(name(&*store, claim("s4", "JOHN", 5, now)).await, "JOHN");
+    // Passed over: names the asking server holds for others.
+    let passing = NameClaim {
+        taken: ["john".to_string(), "john3".to_string()].into(),
+        ..claim("s9", "John", 9, now)
+    };
+    assert_eq!(name(&*store, passing).await, "John4");
+    // A minute on, only the renewed holds of live sessions stand.
+    let renewed = store
+        .renew_names(&["s2".to_string(), "s3".to_string()], now, now + 120_000)
         .await
         .unwrap();
+    assert_eq!(renewed, ["s2"], "s3 has no session to renew for");
     let later = now + 60_001;
-    assert_eq!(
-        store
-            .claim_name(&claim("s5", "John", 6, later))
-            .await
-            .unwrap(),
-        "John"
-    );
-    assert_eq!(
-        store
-            .claim_name(&claim("s6", "John", 7, later))
-            .await
-            .unwrap(),
-        "John2"
-    );
+    assert_eq!(name(&*store, claim("s5", "John", 6, later)).await, "John");
+    assert_eq!(name(&*store, claim("s6", "John", 7, later)).await, "John2");
     // Logging out lets go of the name.
-    store.create_session(&session("s5", "John")).await.unwrap();
     store.delete_session("s5").await.unwrap();
-    assert_eq!(
-        store
-            .claim_name(&claim("s7", "john", 8, later))
-            .await
-            .unwrap(),
-        "john"
-    );
+    assert_eq!(name(&*store, claim("s7", "john", 8, later)).await, "john");
     // Claims at the same instant never share a name.
     let claims = (0..8).map(|n| {
         let store = store.clone();
         tokio::spawn(async move {
             let session = format!("c{n}");
-            store
-                .claim_name(&claim(&session, "Zed", n, later))
-                .await
-                .unwrap()
+            name(&*store, claim(&session, "Zed", n, later)).await
         })
     });
     let mut names: Vec<String> = futures::future::join_all(claims)

@@ -43,10 +43,10 @@ use crate::{
 const OUTBOX: usize = 1_024;
 /// What Redis delivered, waiting to be read. A full queue drops new ones.
 const INBOX: usize = 1_024;
-/// The most message text one notice carries (bytes): with the queues'
-/// lengths, what waits for Redis or for this server stays within tens of
-/// megabytes.
-const NOTICE_TEXT: usize = 32 * 1024;
+/// The longest notice (bytes); a batch's would-be longer notice goes by
+/// ids only. With the queues' lengths, what waits for Redis or for this
+/// server stays within tens of megabytes.
+const NOTICE_BYTES: usize = 16 * 1024;
 /// Notices published in one round trip at most.
 const PUBLISH_BATCH: usize = 256;
 /// How often a server that can reach Redis checks it still can (and is
@@ -202,19 +202,25 @@ impl RedisBus {
     /// back would be stale (the others read the messages from the store,
     /// and the snapshots say who is online).
     fn say(&self, event: Saying<'_>) {
-        if !self.reachable.0.load(Relaxed) {
-            return;
+        if let Some(text) = self.encode(event) {
+            self.queue(text);
         }
+    }
+
+    fn encode(&self, event: Saying<'_>) -> Option<String> {
         let said = Said {
             node: &self.node,
             event,
         };
-        match serde_json::to_string(&said) {
+        serde_json::to_string(&said)
+            .map_err(|error| tracing::error!(%error, "a notice did not serialise"))
+            .ok()
+    }
+
+    fn queue(&self, text: String) {
+        if self.reachable.0.load(Relaxed) {
             // A full queue drops it: see `OUTBOX`.
-            Ok(text) => {
-                let _ = self.outbox.try_send(text);
-            }
-            Err(error) => tracing::error!(%error, "a notice did not serialise"),
+            let _ = self.outbox.try_send(text);
         }
     }
 }
@@ -231,25 +237,30 @@ impl RedisBus {
 
 #[async_trait]
 impl Bus for RedisBus {
-    /// A batch of many long messages goes without its entries: the others
-    /// read them from the store, up to `last`.
+    /// A batch whose notice would be long goes without its entries: the
+    /// others read them from the store, up to `last`.
     fn stored(&self, prev: i64, entries: &[Entry]) {
         let Some(last) = entries.last().map(Entry::id) else {
             return;
         };
-        let text: usize = entries
-            .iter()
-            .map(|entry| match entry {
-                Entry::Message(message) | Entry::Edited { message, .. } => message.message.len(),
-                Entry::Deleted { .. } => 0,
-            })
-            .sum();
-        let entries = if text > NOTICE_TEXT { &[][..] } else { entries };
-        self.say(Saying::Stored {
+        let whole = self.encode(Saying::Stored {
             prev,
             last,
             entries,
         });
+        match whole {
+            Some(text) if text.len() <= NOTICE_BYTES => self.queue(text),
+            _ => {
+                let ids_only = self.encode(Saying::Stored {
+                    prev,
+                    last,
+                    entries: &[],
+                });
+                if let Some(text) = ids_only {
+                    self.queue(text);
+                }
+            }
+        }
     }
 
     fn room(&self, room: &str, frame: &str) {
@@ -335,10 +346,12 @@ async fn publish(
         for text in batch.drain(..) {
             pipe.publish(&channel, text).ignore();
         }
-        // Lost when Redis is away: the others read it from the store.
-        match pipe.exec_async(&mut connection).await {
-            Ok(()) => reachable.up(),
-            Err(error) => reachable.down(&error),
+        // Lost when Redis is away: the others read it from the store. What
+        // queued meanwhile is stale by the time Redis is back: dropped.
+        // (Only the subscription says Redis is reachable again.)
+        if let Err(error) = pipe.exec_async(&mut connection).await {
+            reachable.down(&error);
+            while queued.try_recv().is_ok() {}
         }
     }
 }

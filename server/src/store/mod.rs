@@ -196,6 +196,9 @@ pub struct NameClaim<'a> {
     pub session: &'a str,
     pub preferred: Option<&'a str>,
     pub base: &'a str,
+    /// Folded names to pass over besides those held in the database (held
+    /// on the asking server by other sessions).
+    pub taken: std::collections::HashSet<String>,
     pub token: i64,
     pub now: i64,
     pub until: i64,
@@ -219,12 +222,12 @@ impl NameClaim<'_> {
             .unwrap_or_else(|| self.base.to_string())
     }
 
-    /// The folded base and its length in characters, for the query of
-    /// the names held that start with it.
-    fn base_key(&self) -> (String, i64) {
+    /// For the query of the names held: the folded base, its length in
+    /// characters, and the folded preferred name (empty without one).
+    fn keys(&self) -> (String, i64, String) {
         let key = fold(self.base);
         let chars = i64::try_from(key.chars().count()).unwrap_or(i64::MAX);
-        (key, chars)
+        (key, chars, self.preferred.map(fold).unwrap_or_default())
     }
 }
 
@@ -288,7 +291,32 @@ pub trait Store: Send + Sync + 'static {
     /// it, else the first free of `base`, `base1`, `base2`, ... (case does
     /// not count; a hold that lapsed by `now` is free). Two sessions never
     /// hold one name, whichever servers ask; the session's other holds go.
-    async fn claim_name(&self, claim: &NameClaim<'_>) -> Result<String, StoreError>;
+    /// Returns the name and the token its hold is under: the claim's, or
+    /// that of the session's hold of it from before.
+    async fn claim_name(&self, claim: &NameClaim<'_>) -> Result<(String, i64), StoreError> {
+        let mut held = self.names_held(claim).await?;
+        held.extend(claim.taken.iter().cloned());
+        for _ in 0..CLAIM_ATTEMPTS {
+            let name = claim.first_free(&held);
+            let key = fold(&name);
+            if let Some(token) = self.hold_name(claim, &key).await? {
+                return Ok((name, token));
+            }
+            // Another session took it since the names were read.
+            held.insert(key);
+        }
+        Err(StoreError::NoFreeName)
+    }
+    /// The folded names that sessions other than the claim's hold now
+    /// among those it may want (`preferred`, `base` and its suffixes).
+    async fn names_held(
+        &self,
+        claim: &NameClaim<'_>,
+    ) -> Result<std::collections::HashSet<String>, StoreError>;
+    /// Holds the folded name `key` for the claim's session, unless another
+    /// session holds it now (`None`); the session's other holds go. The
+    /// token of the hold: the claim's, or the session's earlier one.
+    async fn hold_name(&self, claim: &NameClaim<'_>, key: &str) -> Result<Option<i64>, StoreError>;
     /// Renews the holds of these sessions until `until`, and forgets the
     /// holds that lapsed before `now`; returns the sessions renewed (one
     /// missing has no hold any more: logged out, or its hold lapsed).

@@ -15,9 +15,9 @@ use super::{
         SELECT_ENTRY, SELECT_MESSAGE,
     },
     Appended, Entry, NameClaim, NewChange, NewMessage, ReadMark, SessionRecord, SessionRow, Store,
-    StoreError, Stored, Write, WriteRefused, Written, CLAIM_ATTEMPTS,
+    StoreError, Stored, Write, WriteRefused, Written,
 };
-use crate::{names::fold, search::Plan, session};
+use crate::{search::Plan, session};
 
 /// Readers (history, sessions) run side by side; SQLite still writes one at a time.
 const POOL_SIZE: u32 = 4;
@@ -141,20 +141,26 @@ impl Store for SqliteStore {
     }
 
     async fn delete_session(&self, id: &str) -> Result<bool, StoreError> {
-        sqlx::query("DELETE FROM held_names WHERE session_id = ?")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        // The session first, in one transaction with its name: a claim
+        // for it afterwards finds no session to renew it for.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let done = sqlx::query("DELETE FROM sessions WHERE id = ?")
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        sqlx::query("DELETE FROM held_names WHERE session_id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(done.rows_affected() > 0)
     }
 
-    async fn claim_name(&self, claim: &NameClaim<'_>) -> Result<String, StoreError> {
-        let (base, chars) = claim.base_key();
-        let preferred = claim.preferred.map(fold).unwrap_or_default();
+    async fn names_held(
+        &self,
+        claim: &NameClaim<'_>,
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        let (base, chars, preferred) = claim.keys();
         let rows = sqlx::query(
             "SELECT name_key FROM held_names WHERE held_until > ? AND session_id <> ? \
              AND (name_key = ? OR substr(name_key, 1, ?) = ?)",
@@ -166,40 +172,38 @@ impl Store for SqliteStore {
         .bind(&base)
         .fetch_all(&self.pool)
         .await?;
-        let mut held = rows
+        let held = rows
             .iter()
             .map(|row| row.try_get("name_key"))
             .collect::<Result<std::collections::HashSet<String>, _>>()?;
-        for _ in 0..CLAIM_ATTEMPTS {
-            let name = claim.first_free(&held);
-            let key = fold(&name);
-            let taken = sqlx::query(
-                "INSERT INTO held_names (name_key, session_id, token, held_until) \
-                 VALUES (?, ?, ?, ?) ON CONFLICT (name_key) DO UPDATE SET \
-                 session_id = excluded.session_id, token = excluded.token, \
-                 held_until = excluded.held_until \
-                 WHERE held_names.held_until <= ? OR held_names.session_id = excluded.session_id",
-            )
-            .bind(&key)
-            .bind(claim.session)
-            .bind(claim.token)
-            .bind(claim.until)
-            .bind(claim.now)
-            .execute(&self.pool)
-            .await?;
-            if taken.rows_affected() == 0 {
-                // Another session took it since the names were read.
-                held.insert(key);
-                continue;
-            }
+        Ok(held)
+    }
+
+    async fn hold_name(&self, claim: &NameClaim<'_>, key: &str) -> Result<Option<i64>, StoreError> {
+        let token: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO held_names (name_key, session_id, token, held_until) \
+             VALUES (?, ?, ?, ?) ON CONFLICT (name_key) DO UPDATE SET \
+             token = CASE WHEN held_names.session_id = excluded.session_id \
+               THEN held_names.token ELSE excluded.token END, \
+             session_id = excluded.session_id, held_until = excluded.held_until \
+             WHERE held_names.held_until <= ? OR held_names.session_id = excluded.session_id \
+             RETURNING token",
+        )
+        .bind(key)
+        .bind(claim.session)
+        .bind(claim.token)
+        .bind(claim.until)
+        .bind(claim.now)
+        .fetch_optional(&self.pool)
+        .await?;
+        if token.is_some() {
             sqlx::query("DELETE FROM held_names WHERE session_id = ? AND name_key <> ?")
                 .bind(claim.session)
-                .bind(&key)
+                .bind(key)
                 .execute(&self.pool)
                 .await?;
-            return Ok(name);
         }
-        Err(StoreError::NoFreeName)
+        Ok(token)
     }
 
     async fn renew_names(
@@ -211,7 +215,9 @@ impl Store for SqliteStore {
         let list = serde_json::to_string(sessions).unwrap_or_else(|_| "[]".into());
         let renewed = sqlx::query_scalar(
             "UPDATE held_names SET held_until = ? \
-             WHERE session_id IN (SELECT value FROM json_each(?)) RETURNING session_id",
+             WHERE session_id IN (SELECT value FROM json_each(?)) \
+             AND EXISTS (SELECT 1 FROM sessions s WHERE s.id = held_names.session_id) \
+             RETURNING session_id",
         )
         .bind(until)
         .bind(list)
