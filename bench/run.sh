@@ -62,7 +62,8 @@ stop_nodes() {
   done
   node_pids=()
   if [[ -n $schema ]]; then
-    psql "$postgres" -qc "DROP SCHEMA IF EXISTS $schema CASCADE" || true
+    PGOPTIONS=--client-min-messages=warning \
+      psql "$postgres" -qc "DROP SCHEMA IF EXISTS $schema CASCADE" || true
     schema=""
   fi
 }
