@@ -316,6 +316,110 @@ async fn stays_listed(server: &TestServer, cookie: &str, during: Duration) {
     }
 }
 
+/// A TCP proxy to the machine's PostgreSQL that the test can cut: cut, it
+/// ends every connection through it and takes no new ones.
+struct Cuttable {
+    addr: SocketAddr,
+    up: tokio::sync::watch::Sender<bool>,
+}
+
+impl Cuttable {
+    async fn to(target: String) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a free port");
+        let addr = listener.local_addr().expect("its address");
+        let (up, watching) = tokio::sync::watch::channel(true);
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !*watching.borrow() {
+                    continue;
+                }
+                let mut cut = watching.clone();
+                let target = target.clone();
+                tokio::spawn(async move {
+                    let Ok(mut server) = TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = cut.wait_for(|up| !*up) => {}
+                    }
+                });
+            }
+        });
+        Self { addr, up }
+    }
+
+    fn cut(&self) {
+        self.up.send_replace(false);
+    }
+
+    fn mend(&self) {
+        self.up.send_replace(true);
+    }
+}
+
+/// PostgreSQL going away: a send gets an `unavailable` error naming it
+/// (no ack), `/healthz` says so, and once it is back the same message sent
+/// again is stored once; nothing acked before is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_postgresql_gives_a_clear_error_and_nothing_is_lost() {
+    let cluster = Cluster::new().await;
+    // The URL's host and port, through the proxy instead.
+    let url = &cluster.database_url;
+    let host_start = url
+        .find('@')
+        .map_or(url.find("://").expect("a URL") + 3, |at| at + 1);
+    let host_end = host_start + url[host_start..].find('/').expect("a database name");
+    let proxy = Cuttable::to(url[host_start..host_end].to_string()).await;
+    let through = format!("{}{}{}", &url[..host_start], proxy.addr, &url[host_end..]);
+    let server = cluster
+        .start(|config| config.database_url.clone_from(&through))
+        .await;
+    let ann = server.login("Ann").await;
+    let (mut ann_socket, _) = server.join(&ann).await;
+    let before = ann_socket.post("before", "p0").await;
+
+    proxy.cut();
+    wait_for_health(&server, "database: unreachable\nredis: ok\n").await;
+    ann_socket.say_with_id("during", "p1").await;
+    let (frames, refused) = ann_socket
+        .frames_until(|frame| matches!(frame, ServerFrame::Error { .. }))
+        .await;
+    assert!(
+        !frames
+            .iter()
+            .any(|frame| matches!(frame, ServerFrame::Ack { .. })),
+        "{frames:?}"
+    );
+    let ServerFrame::Error {
+        code, client_id, ..
+    } = refused
+    else {
+        unreachable!("the predicate only matches errors");
+    };
+    assert_eq!(code, app::protocol::ErrorCode::Unavailable);
+    assert_eq!(client_id.as_deref(), Some("p1"));
+
+    proxy.mend();
+    wait_for_health(&server, "database: ok\nredis: ok\n").await;
+    // Sent again, as the browser does: stored once.
+    let during = ann_socket.post("during", "p1").await;
+    let stored: Vec<i64> = server
+        .history(&ann.cookie, "")
+        .await
+        .iter()
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(stored, [before, during]);
+    // The refusal is counted, and shutdown says so.
+    let stopped = server.stop_result().await;
+    let error = stopped.expect_err("shutdown reports the refused message");
+    assert!(error.to_string().contains("could not be stored"), "{error}");
+    cluster.done().await;
+}
+
 /// A `redis-server` of the test's own on a free port, killed on drop.
 struct PrivateRedis {
     port: u16,
