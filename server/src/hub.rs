@@ -454,8 +454,15 @@ impl Hub {
             let existed = hub.inner.store.delete_session(id.as_str()).await;
             // Whatever the database said: the name and the sockets go now,
             // here and on the other servers.
-            hub.end_here(&id);
+            let freed = hub.end_here(&id);
             hub.inner.bus.logged_out(id.as_str());
+            if let (Err(_), Some(token)) = (&existed, freed) {
+                // The session stayed, and its name with it: the name at
+                // least is let go, before the next login asks for it.
+                if let Err(error) = hub.inner.store.release_name(id.as_str(), token).await {
+                    tracing::warn!(%error, "could not let go of a name; it lapses by itself");
+                }
+            }
             existed
         });
         finish(task).await
@@ -464,15 +471,17 @@ impl Hub {
     /// The session ended: its name and its sockets on this server go.
     /// Under the presence lock, so a socket of this session that is
     /// joining either joined before (and is closed here) or finds its link
-    /// closing and gives up: see `open_socket`.
-    fn end_here(&self, id: &SessionId) {
+    /// closing and gives up: see `open_socket`. Returns the token of the
+    /// name's hold in the database, which went with the session's row.
+    fn end_here(&self, id: &SessionId) -> Option<i64> {
         let mut presence = self.presence();
         let released = presence.release(id);
-        self.let_go(id, released.as_ref());
+        let freed = released.as_ref().and_then(|left| left.freed);
         self.announce_left(&mut presence, released);
         self.inner
             .connections
             .close_session(id, close_code::NORMAL, SIGNED_OUT_REASON);
+        freed
     }
 
     /// Who is in `room`, or online anywhere without one.

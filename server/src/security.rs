@@ -61,6 +61,14 @@ async fn secure(mut request: Request, next: Next, connect_extra: &str, https: bo
     if !headers.contains_key(header::CACHE_CONTROL) {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     }
+    // A page is drawn for the reader its cookie names: no cache may give
+    // one reader's page to another.
+    let page = headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|kind| kind.as_bytes().starts_with(b"text/html"));
+    if page {
+        headers.append(header::VARY, HeaderValue::from_static("Cookie"));
+    }
     if https {
         headers.insert(
             header::STRICT_TRANSPORT_SECURITY,

@@ -426,6 +426,19 @@ async fn older_history_comes_in_pages_below_an_id() {
     );
 }
 
+/// A page is drawn for its reader: caches keep one copy per cookie, so no
+/// shared cache hands one reader's page to another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_vary_by_cookie() {
+    let server = TestServer::start().await;
+    let ann = server.login("Ann").await;
+    for (path, cookie) in [("/", None), ("/chat/", Some(ann.cookie.as_str()))] {
+        let page = server.get(path, cookie).await;
+        assert_eq!(page.status(), StatusCode::OK, "{path}");
+        assert_eq!(header_text(&page, header::VARY), "Cookie", "{path}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthz_answers_200_and_names_the_database() {
     let server = TestServer::start().await;
