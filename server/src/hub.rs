@@ -32,7 +32,7 @@ use crate::{
     reads::Reads,
     recent::Recent,
     session::SessionId,
-    store::{now_ms, Entry, NameClaim, SessionRecord, SessionRow, Store, StoreError},
+    store::{now_ms, Entry, Hold, NameClaim, SessionRecord, SessionRow, Store, StoreError},
 };
 
 /// The most history one `welcome` carries, in bytes of text: no client can
@@ -352,7 +352,10 @@ impl Hub {
                 base_name: base,
             };
             match hub.inner.store.create_session(&row).await {
-                Ok(()) => Ok(name),
+                Ok(()) => {
+                    hub.presence().stored(&id);
+                    Ok(name)
+                }
                 Err(error) => {
                     let mut presence = hub.presence();
                     let released = presence.release(&id);
@@ -823,11 +826,12 @@ const REPAIRS_PER_ROUND: usize = 50;
 /// How often a server renews the holds of the names it holds.
 const RENEW_NAMES_EVERY: Duration = Duration::from_secs(5);
 
-/// Renews the holds of this server's names every [`RENEW_NAMES_EVERY`],
-/// and forgets lapsed ones, for as long as the hub lives. A session whose
-/// hold is gone ended (logged out on another server whose notice did not
-/// come, or purged): its sockets here close. One still stored lost its
-/// hold (this server could not renew it in time): it claims its name again.
+/// Renews the holds of this server's names every [`RENEW_NAMES_EVERY`]
+/// (taking back, at once, any that lapsed while it could not), and forgets
+/// lapsed ones, for as long as the hub lives. A session whose hold cannot
+/// stand has ended (logged out on another server whose notice did not
+/// come, or purged): its sockets here close; or its name went to someone
+/// else meanwhile: it claims a name again.
 async fn renew_names(hub: std::sync::Weak<Inner>) {
     let mut ticks = tokio::time::interval(RENEW_NAMES_EVERY);
     loop {
@@ -836,10 +840,10 @@ async fn renew_names(hub: std::sync::Weak<Inner>) {
             return;
         };
         let held = lock(&inner.presence).held();
-        let sessions: Vec<String> = held.iter().map(|(id, _)| id.clone()).collect();
+        let holds: Vec<Hold> = held.iter().map(|(hold, _)| hold.clone()).collect();
         let now = now_ms();
         let until = now.saturating_add(NAME_LEASE_MS);
-        let renewed = match inner.store.renew_names(&sessions, now, until).await {
+        let renewed = match inner.store.renew_names(&holds, now, until).await {
             Ok(renewed) => renewed,
             Err(error) => {
                 tracing::warn!(%error, "could not renew the holds of names; retrying");
@@ -848,9 +852,11 @@ async fn renew_names(hub: std::sync::Weak<Inner>) {
         };
         let renewed: std::collections::HashSet<String> = renewed.into_iter().collect();
         let hub = Hub { inner };
-        let unheld = held.into_iter().filter(|(id, _)| !renewed.contains(id));
-        for (id, name) in unheld.take(REPAIRS_PER_ROUND) {
-            let id = SessionId::from_stored(&id);
+        let unheld = held
+            .into_iter()
+            .filter(|(hold, _)| !renewed.contains(&hold.session));
+        for (hold, name) in unheld.take(REPAIRS_PER_ROUND) {
+            let id = SessionId::from_stored(&hold.session);
             if let Err(error) = hub.repair_hold(&id, &name).await {
                 tracing::warn!(%error, "could not check a session without a hold; retrying");
             }
@@ -963,11 +969,12 @@ async fn refresh_peers(hub: std::sync::Weak<Inner>) {
             return;
         };
         let (seq, seats) = lock(&inner.presence).snapshot();
+        let asked = Instant::now();
         let snapshots = match inner.bus.exchange(seq, &seats).await {
             Ok(snapshots) => snapshots,
             Err(error) => {
                 tracing::debug!(%error, "could not exchange who is online");
-                blind_since.get_or_insert_with(Instant::now);
+                blind_since.get_or_insert(asked);
                 continue;
             }
         };
@@ -998,7 +1005,7 @@ async fn refresh_peers(hub: std::sync::Weak<Inner>) {
         // time to write its snapshot again.
         for node in presence.peer_nodes() {
             let last = *seen.entry(node.clone()).or_insert(now);
-            if now.duration_since(last) > SNAPSHOT_LIVES {
+            if settled && now.duration_since(last) > SNAPSHOT_LIVES {
                 gone.push(node);
             }
         }
@@ -1125,11 +1132,11 @@ mod tests {
         }
         async fn renew_names(
             &self,
-            sessions: &[String],
+            holds: &[Hold],
             now: i64,
             until: i64,
         ) -> Result<Vec<String>, StoreError> {
-            self.inner.renew_names(sessions, now, until).await
+            self.inner.renew_names(holds, now, until).await
         }
         async fn release_name(&self, session: &str, token: i64) -> Result<(), StoreError> {
             self.inner.release_name(session, token).await

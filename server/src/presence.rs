@@ -22,6 +22,7 @@ use crate::{
     names::fold,
     peers::{self, Peers},
     session::SessionId,
+    store::Hold,
 };
 
 #[derive(Debug)]
@@ -140,6 +141,9 @@ pub struct Presence {
     rate: Rate,
     /// Who the other servers list.
     peers: Peers,
+    /// Logins whose session is not stored yet: their holds are not renewed
+    /// (a renewal keeps only holds of stored sessions) until it is.
+    unstored: std::collections::HashSet<SessionId>,
     /// Counts this server's seats taken and given up: orders its notices
     /// and snapshots for the others.
     seq: u64,
@@ -156,6 +160,7 @@ impl Presence {
             epoch: 0,
             rate,
             peers: Peers::default(),
+            unstored: Default::default(),
             seq: 0,
         }
     }
@@ -221,6 +226,7 @@ impl Presence {
     /// connected" timer.
     pub fn claim(&mut self, session: SessionId, wanted: &str, token: i64) -> (String, u64) {
         let name = self.free_name(wanted);
+        self.unstored.insert(session.clone());
         let epoch = self.hold(session, name.clone(), token);
         (name, epoch)
     }
@@ -230,15 +236,27 @@ impl Presence {
         self.by_session.contains_key(session)
     }
 
-    /// The sessions this server holds names for, with the names.
-    pub fn held(&self) -> Vec<(String, String)> {
+    /// The holds of this server's names, with the names; not those of
+    /// logins whose session is not stored yet.
+    pub fn held(&self) -> Vec<(Hold, String)> {
         self.by_session
             .iter()
+            .filter(|(id, _)| !self.unstored.contains(*id))
             .filter_map(|(id, key)| {
-                let name = self.holders.get(key)?.name.clone();
-                Some((id.as_str().to_string(), name))
+                let holder = self.holders.get(key)?;
+                let hold = Hold {
+                    session: id.as_str().to_string(),
+                    key: key.clone(),
+                    token: holder.token,
+                };
+                Some((hold, holder.name.clone()))
             })
             .collect()
+    }
+
+    /// A login's session is stored (see [`Presence::held`]).
+    pub fn stored(&mut self, session: &SessionId) {
+        self.unstored.remove(session);
     }
 
     /// The folded names held here by sessions other than `session` that a
@@ -404,6 +422,7 @@ impl Presence {
 
     /// Lets go of the session's name now (logout), leaving every room.
     pub fn release(&mut self, session: &SessionId) -> Option<Left> {
+        self.unstored.remove(session);
         let key = self.by_session.remove(session)?;
         let holder = self.holders.remove(&key)?;
         self.freed(&key);

@@ -12,7 +12,7 @@ use common::{postgres_schema, TestServer};
 use server::{
     search,
     store::{
-        self, Entry, NameClaim, NewChange, NewMessage, ReadMark, SessionRow, Store, Write,
+        self, Entry, Hold, NameClaim, NewChange, NewMessage, ReadMark, SessionRow, Store, Write,
         WriteRefused, Written,
     },
 };
@@ -336,11 +336,32 @@ async fn names_are_held_once(store: Arc<dyn Store>) {
     };
     assert_eq!(name(&*store, passing).await, "John4");
     // A minute on, only the renewed holds of live sessions stand.
+    let hold = |session: &str, key: &str, token| Hold {
+        session: session.into(),
+        key: key.into(),
+        token,
+    };
     let renewed = store
-        .renew_names(&["s2".to_string(), "s3".to_string()], now, now + 120_000)
+        .renew_names(
+            &[hold("s2", "john1", 2), hold("s3", "john2", 4)],
+            now,
+            now + 120_000,
+        )
         .await
         .unwrap();
     assert_eq!(renewed, ["s2"], "s3 has no session to renew for");
+    // A hold that went while its name is free is taken back; one whose
+    // name another session holds is not.
+    let renewed = store
+        .renew_names(
+            &[hold("s1", "zara", 11), hold("s2", "john", 12)],
+            now,
+            now + 120_000,
+        )
+        .await
+        .unwrap();
+    assert_eq!(renewed, ["s1"]);
+    assert_eq!(name(&*store, claim("s8", "Zara", 13, now)).await, "Zara1");
     let later = now + 60_001;
     assert_eq!(name(&*store, claim("s5", "John", 6, later)).await, "John");
     assert_eq!(name(&*store, claim("s6", "John", 7, later)).await, "John2");

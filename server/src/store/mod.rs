@@ -204,6 +204,15 @@ pub struct NameClaim<'a> {
     pub until: i64,
 }
 
+/// A name a server holds for a session, as it renews it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Hold {
+    pub session: String,
+    /// The name, folded.
+    pub key: String,
+    pub token: i64,
+}
+
 /// A claim gives up after this many names taken under its feet.
 const CLAIM_ATTEMPTS: usize = 100;
 
@@ -317,12 +326,13 @@ pub trait Store: Send + Sync + 'static {
     /// session holds it now (`None`); the session's other holds go. The
     /// token of the hold: the claim's, or the session's earlier one.
     async fn hold_name(&self, claim: &NameClaim<'_>, key: &str) -> Result<Option<i64>, StoreError>;
-    /// Renews the holds of these sessions until `until`, and forgets the
-    /// holds that lapsed before `now`; returns the sessions renewed (one
-    /// missing has no hold any more: logged out, or its hold lapsed).
+    /// Renews these holds until `until`, taking back one that lapsed or
+    /// went while its name is free and its session still exists, and
+    /// forgets the holds that lapsed before `now`. Returns the sessions
+    /// whose hold stands (one missing has ended, or lost its name).
     async fn renew_names(
         &self,
-        sessions: &[String],
+        holds: &[Hold],
         now: i64,
         until: i64,
     ) -> Result<Vec<String>, StoreError>;

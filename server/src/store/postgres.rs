@@ -17,8 +17,8 @@ use super::{
         entries, limit, message, messages, oldest_first, DELETED_MESSAGE, DELETION, EDIT, MESSAGE,
         SELECT_ENTRY, SELECT_MESSAGE,
     },
-    Appended, Entry, NameClaim, NewChange, NewMessage, ReadMark, SessionRecord, SessionRow, Store,
-    StoreError, Stored, Write, WriteRefused, Written,
+    Appended, Entry, Hold, NameClaim, NewChange, NewMessage, ReadMark, SessionRecord, SessionRow,
+    Store, StoreError, Stored, Write, WriteRefused, Written,
 };
 use crate::{search::Plan, session};
 
@@ -217,6 +217,9 @@ impl Store for PostgresStore {
     }
 
     async fn hold_name(&self, claim: &NameClaim<'_>, key: &str) -> Result<Option<i64>, StoreError> {
+        // One transaction: two claims for one session never leave it with
+        // no hold, or two.
+        let mut tx = self.pool.begin().await?;
         let token: Option<i64> = sqlx::query_scalar(
             "INSERT INTO held_names (name_key, session_id, token, held_until) \
              VALUES ($1, $2, $3, $4) ON CONFLICT (name_key) DO UPDATE SET \
@@ -231,31 +234,45 @@ impl Store for PostgresStore {
         .bind(claim.token)
         .bind(claim.until)
         .bind(claim.now)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?;
         if token.is_some() {
             sqlx::query("DELETE FROM held_names WHERE session_id = $1 AND name_key <> $2")
                 .bind(claim.session)
                 .bind(key)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
         }
+        tx.commit().await?;
         Ok(token)
     }
 
     async fn renew_names(
         &self,
-        sessions: &[String],
+        holds: &[Hold],
         now: i64,
         until: i64,
     ) -> Result<Vec<String>, StoreError> {
+        let keys: Vec<&str> = holds.iter().map(|hold| hold.key.as_str()).collect();
+        let sessions: Vec<&str> = holds.iter().map(|hold| hold.session.as_str()).collect();
+        let tokens: Vec<i64> = holds.iter().map(|hold| hold.token).collect();
         let renewed = sqlx::query_scalar(
-            "UPDATE held_names SET held_until = $1 WHERE session_id = ANY($2) \
-             AND EXISTS (SELECT 1 FROM sessions s WHERE s.id = held_names.session_id) \
+            "INSERT INTO held_names (name_key, session_id, token, held_until) \
+             SELECT u.k, u.s, u.t, $1 FROM unnest($2::text[], $3::text[], $4::bigint[]) \
+               AS u(k, s, t) \
+             WHERE EXISTS (SELECT 1 FROM sessions WHERE id = u.s) \
+             ON CONFLICT (name_key) DO UPDATE SET held_until = excluded.held_until, \
+               token = CASE WHEN held_names.session_id = excluded.session_id \
+                 THEN held_names.token ELSE excluded.token END, \
+               session_id = excluded.session_id \
+             WHERE held_names.session_id = excluded.session_id OR held_names.held_until <= $5 \
              RETURNING session_id",
         )
         .bind(until)
-        .bind(sessions)
+        .bind(&keys)
+        .bind(&sessions)
+        .bind(&tokens)
+        .bind(now)
         .fetch_all(&self.pool)
         .await?;
         sqlx::query("DELETE FROM held_names WHERE held_until < $1")

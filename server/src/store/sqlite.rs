@@ -14,8 +14,8 @@ use super::{
         entries, limit, message, messages, oldest_first, DELETED_MESSAGE, DELETION, EDIT, MESSAGE,
         SELECT_ENTRY, SELECT_MESSAGE,
     },
-    Appended, Entry, NameClaim, NewChange, NewMessage, ReadMark, SessionRecord, SessionRow, Store,
-    StoreError, Stored, Write, WriteRefused, Written,
+    Appended, Entry, Hold, NameClaim, NewChange, NewMessage, ReadMark, SessionRecord, SessionRow,
+    Store, StoreError, Stored, Write, WriteRefused, Written,
 };
 use crate::{search::Plan, session};
 
@@ -180,6 +180,9 @@ impl Store for SqliteStore {
     }
 
     async fn hold_name(&self, claim: &NameClaim<'_>, key: &str) -> Result<Option<i64>, StoreError> {
+        // One transaction: two claims for one session never leave it with
+        // no hold, or two.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let token: Option<i64> = sqlx::query_scalar(
             "INSERT INTO held_names (name_key, session_id, token, held_until) \
              VALUES (?, ?, ?, ?) ON CONFLICT (name_key) DO UPDATE SET \
@@ -194,33 +197,41 @@ impl Store for SqliteStore {
         .bind(claim.token)
         .bind(claim.until)
         .bind(claim.now)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?;
         if token.is_some() {
             sqlx::query("DELETE FROM held_names WHERE session_id = ? AND name_key <> ?")
                 .bind(claim.session)
                 .bind(key)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
         }
+        tx.commit().await?;
         Ok(token)
     }
 
     async fn renew_names(
         &self,
-        sessions: &[String],
+        holds: &[Hold],
         now: i64,
         until: i64,
     ) -> Result<Vec<String>, StoreError> {
-        let list = serde_json::to_string(sessions).unwrap_or_else(|_| "[]".into());
+        let list = serde_json::to_string(holds).unwrap_or_else(|_| "[]".into());
         let renewed = sqlx::query_scalar(
-            "UPDATE held_names SET held_until = ? \
-             WHERE session_id IN (SELECT value FROM json_each(?)) \
-             AND EXISTS (SELECT 1 FROM sessions s WHERE s.id = held_names.session_id) \
+            "INSERT INTO held_names (name_key, session_id, token, held_until) \
+             SELECT json_extract(value, '$.key'), json_extract(value, '$.session'), \
+               json_extract(value, '$.token'), ? FROM json_each(?) \
+             WHERE EXISTS (SELECT 1 FROM sessions WHERE id = json_extract(value, '$.session')) \
+             ON CONFLICT (name_key) DO UPDATE SET held_until = excluded.held_until, \
+               token = CASE WHEN held_names.session_id = excluded.session_id \
+                 THEN held_names.token ELSE excluded.token END, \
+               session_id = excluded.session_id \
+             WHERE held_names.session_id = excluded.session_id OR held_names.held_until <= ? \
              RETURNING session_id",
         )
         .bind(until)
         .bind(list)
+        .bind(now)
         .fetch_all(&self.pool)
         .await?;
         sqlx::query("DELETE FROM held_names WHERE held_until < ?")
