@@ -3,7 +3,8 @@
 //! a client that resumes `?after=` the last id it got misses nothing.
 //!
 //! One task takes the batches this server stored and those other servers
-//! told of, and keeps `through`: every id up to it has been delivered. A
+//! told of; `through`, the newest id of the `recent` window it alone
+//! writes, is the id up to which everything has been delivered. A
 //! batch that starts beyond `through` (another server's batch whose notice
 //! was lost or has not come yet) is preceded by what the store holds in
 //! between. With other servers, the store is also read every
@@ -46,12 +47,11 @@ pub struct Batch {
     pub replies: Vec<(Link, Outgoing)>,
 }
 
+/// `recent` is written by this task alone: its newest id is `through`.
 pub struct Delivery {
     store: Arc<dyn Store>,
     connections: Arc<Connections>,
     recent: Arc<Mutex<Recent>>,
-    /// Every id up to this has been delivered.
-    through: i64,
 }
 
 impl Delivery {
@@ -60,18 +60,21 @@ impl Delivery {
         connections: Arc<Connections>,
         recent: Arc<Mutex<Recent>>,
     ) -> Self {
-        let through = lock(&recent).newest_id();
         Self {
             store,
             connections,
             recent,
-            through,
         }
+    }
+
+    /// Every id up to this has been delivered.
+    fn through(&self) -> i64 {
+        lock(&self.recent).newest_id()
     }
 
     /// Delivers batches until every sender is gone; reads the store every
     /// `poll` as well, when given.
-    pub async fn run(mut self, mut batches: mpsc::Receiver<Batch>, poll: Option<Duration>) {
+    pub async fn run(self, mut batches: mpsc::Receiver<Batch>, poll: Option<Duration>) {
         let mut ticks = poll.map(tokio::time::interval);
         let mut taken = Vec::new();
         loop {
@@ -97,9 +100,9 @@ impl Delivery {
         }
     }
 
-    async fn take(&mut self, batch: Batch) {
+    async fn take(&self, batch: Batch) {
         let until = batch.prev.max(batch.read_through);
-        if until > self.through {
+        if until > self.through() {
             self.catch_up(Some(until)).await;
         }
         self.deliver(batch.entries);
@@ -112,13 +115,14 @@ impl Delivery {
     /// `until` (every id to it is committed), or all there is. Up to
     /// `until`, waits for a store that does not answer: nothing newer may
     /// go out before it.
-    async fn catch_up(&mut self, until: Option<i64>) {
+    async fn catch_up(&self, until: Option<i64>) {
         let mut wait = RETRY_FIRST;
         loop {
-            if until.is_some_and(|until| self.through >= until) {
+            let through = self.through();
+            if until.is_some_and(|until| through >= until) {
                 return;
             }
-            let page = match self.store.since(self.through, PAGE).await {
+            let page = match self.store.since(through, PAGE).await {
                 Ok(page) => page,
                 // A poll has nothing to keep in order: the next one retries.
                 Err(error) if until.is_none() => {
@@ -139,7 +143,7 @@ impl Delivery {
                 // so the ids read are all there are (a deleted message's
                 // own row is not in the log).
                 if let Some(until) = until {
-                    self.reached(until);
+                    lock(&self.recent).reached(until);
                 }
                 return;
             }
@@ -147,14 +151,15 @@ impl Delivery {
     }
 
     /// Delivers the entries beyond `through`, each room's as one broadcast.
-    fn deliver(&mut self, entries: Vec<Entry>) {
+    fn deliver(&self, entries: Vec<Entry>) {
+        let mut through = self.through();
         let mut rooms: Vec<(String, Vec<Outgoing>)> = Vec::new();
         let mut fresh = Vec::with_capacity(entries.len());
         for entry in entries {
-            if entry.id() <= self.through {
+            if entry.id() <= through {
                 continue;
             }
-            self.through = entry.id();
+            through = entry.id();
             if let Some(frame) = Outgoing::encode(&entry.clone().frame()) {
                 match rooms.iter_mut().find(|(room, _)| room == entry.room()) {
                     Some((_, frames)) => frames.push(frame),
@@ -169,20 +174,9 @@ impl Delivery {
         // Into the window before anyone can see them: a socket that reads
         // the window after this has them in its welcome, one registered
         // before gets the broadcast.
-        {
-            let mut recent = lock(&self.recent);
-            recent.extend(fresh);
-            recent.reached(self.through);
-        }
+        lock(&self.recent).extend(fresh);
         for (room, frames) in rooms {
             self.connections.broadcast(&room, &frames.into());
-        }
-    }
-
-    fn reached(&mut self, id: i64) {
-        if id > self.through {
-            self.through = id;
-            lock(&self.recent).reached(id);
         }
     }
 }

@@ -157,6 +157,16 @@ struct Inner {
     max_tabs: usize,
 }
 
+impl Inner {
+    /// Serialises once and offers the frame to this server's sockets in
+    /// `room`; returns it for the other servers.
+    fn publish(&self, room: &str, frame: &ServerFrame) -> Option<Outgoing> {
+        let out = Outgoing::encode(frame)?;
+        self.connections.broadcast(room, &out.clone().alone());
+        Some(out)
+    }
+}
+
 /// Why a socket may not join.
 #[derive(Debug)]
 pub enum Refused {
@@ -253,6 +263,7 @@ impl Hub {
             store: store.clone(),
             bus: bus.clone(),
             delivery: deliver.clone(),
+            connections: connections.clone(),
             metrics: metrics.clone(),
             presence: presence.clone(),
             max_batch: persister::batch_for(config.queue_depth),
@@ -302,14 +313,6 @@ impl Hub {
 
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
-    }
-
-    /// Serialises once and offers the frame to this server's sockets in
-    /// `room`; returns it for the other servers.
-    fn publish(&self, room: &str, frame: &ServerFrame) -> Option<Outgoing> {
-        let out = Outgoing::encode(frame)?;
-        self.inner.connections.broadcast(room, &out.clone().alone());
-        Some(out)
     }
 
     /// Announces `user_left` in each room the user left, unless another
@@ -533,7 +536,7 @@ impl Hub {
     pub fn typing(&self, session: &SessionId, room: &str) {
         let name = self.presence().typing(session, room, Instant::now());
         if let Some(out) =
-            name.and_then(|username| self.publish(room, &ServerFrame::Typing { username }))
+            name.and_then(|username| self.inner.publish(room, &ServerFrame::Typing { username }))
         {
             self.inner.bus.room(room, &out.text);
         }
@@ -684,31 +687,23 @@ impl Hub {
             });
         };
         let mut budget = Budget::new(MAX_WELCOME_BYTES);
-        let (after, from_memory) = {
+        let (newest, from_memory) = {
             let recent = lock(&self.inner.recent);
             let newest = recent.newest_id();
-            if after > newest {
-                (after, None)
-            } else {
-                let copied = recent.after(room, after, MAX_RESUME + 1, |e| budget.take(e));
-                (after, copied)
-            }
+            let copied = (after <= newest)
+                .then(|| recent.after(room, after, MAX_RESUME + 1, |e| budget.take(e)))
+                .flatten();
+            (newest, copied)
         };
         // Beyond what this server has delivered: the client saw it on
         // another server, ahead of this one, or names an id never given.
         // The store tells; live frames up to `after` are skipped, so
         // nothing comes twice.
-        let after = match from_memory {
-            Some(_) => after,
-            None => {
-                let newest = lock(&self.inner.recent).newest_id();
-                if after > newest {
-                    let stored = self.inner.store.newest(1).await?;
-                    after.min(stored.last().map_or(0, Entry::id).max(newest))
-                } else {
-                    after
-                }
-            }
+        let after = if after > newest {
+            let stored = self.inner.store.newest(1).await?;
+            after.min(stored.last().map_or(0, Entry::id).max(newest))
+        } else {
+            after
         };
         let mut entries = match from_memory {
             Some(entries) => entries,
@@ -839,8 +834,8 @@ async fn renew_names(hub: std::sync::Weak<Inner>) {
         let Some(inner) = hub.upgrade() else {
             return;
         };
-        let held = lock(&inner.presence).held();
-        let holds: Vec<Hold> = held.iter().map(|(hold, _)| hold.clone()).collect();
+        let (holds, names): (Vec<Hold>, Vec<String>) =
+            lock(&inner.presence).held().into_iter().unzip();
         let now = now_ms();
         let until = now.saturating_add(NAME_LEASE_MS);
         let renewed = match inner.store.renew_names(&holds, now, until).await {
@@ -852,8 +847,9 @@ async fn renew_names(hub: std::sync::Weak<Inner>) {
         };
         let renewed: std::collections::HashSet<String> = renewed.into_iter().collect();
         let hub = Hub { inner };
-        let unheld = held
+        let unheld = holds
             .into_iter()
+            .zip(names)
             .filter(|(hold, _)| !renewed.contains(&hold.session));
         for (hold, name) in unheld.take(REPAIRS_PER_ROUND) {
             let id = SessionId::from_stored(&hold.session);
@@ -944,9 +940,7 @@ fn announce(inner: &Inner, came: Came, seats: impl IntoIterator<Item = Seat>) {
             Came::Joined => ServerFrame::UserJoined { username },
             Came::Left => ServerFrame::UserLeft { username },
         };
-        if let Some(out) = Outgoing::encode(&frame) {
-            inner.connections.broadcast(&room, &out.alone());
-        }
+        inner.publish(&room, &frame);
     }
 }
 

@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, Notify};
 
 use crate::{
     bus::Bus,
-    connections::{Link, Offer, Outgoing},
+    connections::{Connections, Link, Outgoing},
     delivery::Batch,
     lock,
     metrics::Metrics,
@@ -54,6 +54,8 @@ pub struct Persister {
     pub bus: Arc<dyn Bus>,
     /// Where stored entries go to be broadcast (see `delivery`).
     pub delivery: mpsc::Sender<Batch>,
+    /// For refusals, which are not broadcast.
+    pub connections: Arc<Connections>,
     pub metrics: Arc<Metrics>,
     pub presence: Arc<Mutex<Presence>>,
     /// Messages per transaction at most (see [`batch_for`]).
@@ -185,9 +187,7 @@ impl Persister {
         }
         0
     }
-}
 
-impl Persister {
     /// Tells a sender its write was not stored: an `unavailable` error it
     /// retries from, or, without a `client_id` to name it by, a close it
     /// reconnects from.
@@ -202,11 +202,7 @@ impl Persister {
             client_id: Some(client_id.to_string()),
         };
         match Outgoing::encode(&frame) {
-            Some(frame) => {
-                if link.offer(frame.alone()) == Offer::TooSlow {
-                    self.metrics.dropped_clients_total.fetch_add(1, Relaxed);
-                }
-            }
+            Some(frame) => self.connections.offer(link, frame),
             None => link.close(close_code::ERROR, NOT_STORED),
         }
     }
