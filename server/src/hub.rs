@@ -7,7 +7,7 @@
 //! presence, then connections.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{atomic::Ordering::Relaxed, Arc, Mutex, MutexGuard},
     time::{Duration, Instant},
 };
@@ -401,11 +401,33 @@ impl Hub {
         Err(StoreError::NoFreeName)
     }
 
+    /// After a renewal: this server's holds take the token the database
+    /// kept; one let go here meanwhile (the renewal took it back) is let go
+    /// again, as `let_go` would. Returns the sessions renewed.
+    fn settle_renewed(&self, renewed: Vec<(String, i64)>) -> HashSet<String> {
+        let mut presence = self.presence();
+        let mut sessions = HashSet::with_capacity(renewed.len());
+        for (session, token) in renewed {
+            let id = SessionId::from_stored(&session);
+            if presence.holds(&id) {
+                presence.adopt(&id, token);
+            } else if self.inner.bus.reachable().is_none() {
+                self.release_later(&id, token);
+            }
+            sessions.insert(session);
+        }
+        sessions
+    }
+
     /// A session this server holds has no hold in the shared database:
     /// ended, it ends here; else it claims its name again. Should that
     /// name have gone to another session meanwhile, its sockets here are
     /// closed to come back under the name the database gives them.
     async fn repair_hold(&self, id: &SessionId, name: &str) -> Result<(), StoreError> {
+        if !self.presence().holds(id) {
+            // Let go here since the renewal: nothing to repair.
+            return Ok(());
+        }
         let Some(session) = self.inner.store.find_session(id.as_str()).await? else {
             self.end_here(id);
             return Ok(());
@@ -443,7 +465,13 @@ impl Hub {
         if self.inner.bus.reachable().is_some() {
             return;
         }
-        let (store, id, token) = (self.inner.store.clone(), id.clone(), *token);
+        self.release_later(id, *token);
+    }
+
+    /// Lets go of the session's hold under `token` in the database,
+    /// without waiting.
+    fn release_later(&self, id: &SessionId, token: i64) {
+        let (store, id) = (self.inner.store.clone(), id.clone());
         tokio::spawn(async move {
             if let Err(error) = store.release_name(id.as_str(), token).await {
                 tracing::warn!(%error, "could not let go of a name; it lapses by itself");
@@ -464,7 +492,8 @@ impl Hub {
             hub.inner.bus.logged_out(id.as_str());
             if let (Err(_), Some(token)) = (&existed, freed) {
                 // The session stayed, and its name with it: the name at
-                // least is let go, before the next login asks for it.
+                // least is let go (as soon as can be: a login meanwhile
+                // still finds it held).
                 if let Err(error) = hub.inner.store.release_name(id.as_str(), token).await {
                     tracing::warn!(%error, "could not let go of a name; it lapses by itself");
                 }
@@ -834,8 +863,11 @@ async fn renew_names(hub: std::sync::Weak<Inner>) {
         let Some(inner) = hub.upgrade() else {
             return;
         };
-        let (holds, names): (Vec<Hold>, Vec<String>) =
-            lock(&inner.presence).held().into_iter().unzip();
+        let mut held = lock(&inner.presence).held();
+        // In one order on every server: two renewals of the same holds
+        // (a session with tabs on both) lock their rows in the same order.
+        held.sort_by(|(a, _), (b, _)| a.key.cmp(&b.key));
+        let (holds, names): (Vec<Hold>, Vec<String>) = held.into_iter().unzip();
         let now = now_ms();
         let until = now.saturating_add(NAME_LEASE_MS);
         let renewed = match inner.store.renew_names(&holds, now, until).await {
@@ -845,8 +877,8 @@ async fn renew_names(hub: std::sync::Weak<Inner>) {
                 continue;
             }
         };
-        let renewed: std::collections::HashSet<String> = renewed.into_iter().collect();
         let hub = Hub { inner };
+        let renewed = hub.settle_renewed(renewed);
         let unheld = holds
             .into_iter()
             .zip(names)
@@ -1129,7 +1161,7 @@ mod tests {
             holds: &[Hold],
             now: i64,
             until: i64,
-        ) -> Result<Vec<String>, StoreError> {
+        ) -> Result<Vec<(String, i64)>, StoreError> {
             self.inner.renew_names(holds, now, until).await
         }
         async fn release_name(&self, session: &str, token: i64) -> Result<(), StoreError> {

@@ -349,22 +349,39 @@ async fn names_are_held_once(store: Arc<dyn Store>) {
         )
         .await
         .unwrap();
-    assert_eq!(renewed, ["s2"], "s3 has no session to renew for");
+    assert_eq!(
+        renewed,
+        [("s2".to_string(), 2)],
+        "s3 has no session to renew for"
+    );
     // A hold that went while its name is free is taken back; one whose
     // name another session holds is not.
     let renewed = store
         .renew_names(
-            &[hold("s1", "zara", 11), hold("s2", "john", 12)],
+            &[
+                hold("s1", "zara", 11),
+                hold("s2", "john", 12),
+                hold("s2", "john1", 99),
+            ],
             now,
             now + 120_000,
         )
         .await
         .unwrap();
-    assert_eq!(renewed, ["s1"]);
+    // s2's own hold stands under the token it had.
+    assert_eq!(renewed.len(), 2, "{renewed:?}");
+    assert!(renewed.contains(&("s1".to_string(), 11)), "{renewed:?}");
+    assert!(renewed.contains(&("s2".to_string(), 2)), "{renewed:?}");
     assert_eq!(name(&*store, claim("s8", "Zara", 13, now)).await, "Zara1");
     let later = now + 60_001;
     assert_eq!(name(&*store, claim("s5", "John", 6, later)).await, "John");
     assert_eq!(name(&*store, claim("s6", "John", 7, later)).await, "John2");
+    // A hold lapsed but not yet forgotten is free to take back.
+    let renewed = store
+        .renew_names(&[hold("s1", "john4", 21)], later, later + 60_000)
+        .await
+        .unwrap();
+    assert_eq!(renewed, [("s1".to_string(), 21)]);
     // Logging out lets go of the name.
     store.delete_session("s5").await.unwrap();
     assert_eq!(name(&*store, claim("s7", "john", 8, later)).await, "john");

@@ -329,13 +329,14 @@ pub trait Store: Send + Sync + 'static {
     /// Renews these holds until `until`, taking back one that lapsed or
     /// went while its name is free and its session still exists, and
     /// forgets the holds that lapsed before `now`. Returns the sessions
-    /// whose hold stands (one missing has ended, or lost its name).
+    /// whose hold stands, each with the token it stands under (one missing
+    /// has ended, or lost its name).
     async fn renew_names(
         &self,
         holds: &[Hold],
         now: i64,
         until: i64,
-    ) -> Result<Vec<String>, StoreError>;
+    ) -> Result<Vec<(String, i64)>, StoreError>;
     /// Lets go of the session's name, if it is still held under `token`.
     async fn release_name(&self, session: &str, token: i64) -> Result<(), StoreError>;
 

@@ -252,21 +252,21 @@ impl Store for PostgresStore {
         holds: &[Hold],
         now: i64,
         until: i64,
-    ) -> Result<Vec<String>, StoreError> {
+    ) -> Result<Vec<(String, i64)>, StoreError> {
         let keys: Vec<&str> = holds.iter().map(|hold| hold.key.as_str()).collect();
         let sessions: Vec<&str> = holds.iter().map(|hold| hold.session.as_str()).collect();
         let tokens: Vec<i64> = holds.iter().map(|hold| hold.token).collect();
-        let renewed = sqlx::query_scalar(
+        let renewed = sqlx::query_as(
             "INSERT INTO held_names (name_key, session_id, token, held_until) \
              SELECT u.k, u.s, u.t, $1 FROM unnest($2::text[], $3::text[], $4::bigint[]) \
                AS u(k, s, t) \
-             WHERE EXISTS (SELECT 1 FROM sessions WHERE id = u.s) \
+             WHERE EXISTS (SELECT 1 FROM sessions WHERE id = u.s FOR SHARE) \
              ON CONFLICT (name_key) DO UPDATE SET held_until = excluded.held_until, \
                token = CASE WHEN held_names.session_id = excluded.session_id \
                  THEN held_names.token ELSE excluded.token END, \
                session_id = excluded.session_id \
              WHERE held_names.session_id = excluded.session_id OR held_names.held_until <= $5 \
-             RETURNING session_id",
+             RETURNING session_id, token",
         )
         .bind(until)
         .bind(&keys)

@@ -215,9 +215,9 @@ impl Store for SqliteStore {
         holds: &[Hold],
         now: i64,
         until: i64,
-    ) -> Result<Vec<String>, StoreError> {
+    ) -> Result<Vec<(String, i64)>, StoreError> {
         let list = serde_json::to_string(holds).unwrap_or_else(|_| "[]".into());
-        let renewed = sqlx::query_scalar(
+        let renewed = sqlx::query_as(
             "INSERT INTO held_names (name_key, session_id, token, held_until) \
              SELECT json_extract(value, '$.key'), json_extract(value, '$.session'), \
                json_extract(value, '$.token'), ? FROM json_each(?) \
@@ -227,7 +227,7 @@ impl Store for SqliteStore {
                  THEN held_names.token ELSE excluded.token END, \
                session_id = excluded.session_id \
              WHERE held_names.session_id = excluded.session_id OR held_names.held_until <= ? \
-             RETURNING session_id",
+             RETURNING session_id, token",
         )
         .bind(until)
         .bind(list)
